@@ -1,0 +1,26 @@
+"""zoo plugin: the standard losses, each declaring the target layout it needs."""
+
+from zoo import LossSpec, Param, hookimpl
+
+ZOO_CONTRACT = "1"
+
+_REG = ("regression",)
+
+
+@hookimpl
+def zoo_losses():
+    return [
+        LossSpec(name="mse", summary="Mean squared error (L2).", tasks=_REG, target="value",
+                 impl="zoo_losses.losses:mse"),
+        LossSpec(name="l1", summary="Mean absolute error (L1); robust to outliers.", tasks=_REG, target="value",
+                 impl="zoo_losses.losses:l1"),
+        LossSpec(name="huber", summary="Huber loss: squared near zero, absolute beyond delta.", tasks=_REG,
+                 target="value", impl="zoo_losses.losses:huber",
+                 params={"delta": Param("float", 1.0, "where the loss turns from squared to linear", min=0.0)}),
+        LossSpec(name="cross-entropy", summary="Softmax cross-entropy over class logits (targets: class indices).",
+                 tasks=("binary", "multiclass"), target="index", impl="zoo_losses.losses:cross_entropy",
+                 params={"label_smoothing": Param("float", 0.0, "label smoothing in [0, 1)", min=0.0)}),
+        LossSpec(name="bce-with-logits", summary="Binary cross-entropy on one logit (targets: float (N, 1)).",
+                 tasks=("binary",), target="binary", impl="zoo_losses.losses:bce_with_logits",
+                 params={"pos_weight": Param("float", 1.0, "weight of the positive class", min=0.0)}),
+    ]

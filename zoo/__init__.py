@@ -1,0 +1,30 @@
+"""zoo: a plugin-style PyTorch model zoo.
+
+Importing ``zoo`` is cheap (no torch): the declarations a plugin needs are here,
+and the training API (:func:`train`, :func:`evaluate`, :func:`load`) imports
+torch on first use.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import ZooError  # noqa: E402
+from .hookspecs import hookimpl  # noqa: E402
+from .spec import DatasetSpec, LossSpec, ModelSpec, Param, RecipeSpec  # noqa: E402
+
+_LAZY = {"train": "api", "evaluate": "api", "load": "api", "Run": "engine"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__", "ZooError", "hookimpl", "DatasetSpec", "ModelSpec", "LossSpec", "RecipeSpec", "Param",
+    "train", "evaluate", "load", "Run",
+]

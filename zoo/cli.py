@@ -1,0 +1,208 @@
+"""The ``zoo`` command: a thin shell over the Python API.
+
+Start-up matters: nothing here imports torch or scikit-learn at module level;
+``train``/``eval`` import the engine inside the command.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+
+import click
+
+from . import __version__
+from .errors import UsageError, ZooError, did_you_mean
+from .registry import PLURAL, get_registry
+
+KIND_ARGS = {"datasets": "dataset", "models": "model", "losses": "loss", "recipes": "recipe"}
+KIND_ARGS.update({v: v for v in list(KIND_ARGS.values())})
+
+
+class ZooGroup(click.Group):
+    """Turns ZooError into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ZooError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise click.UsageError(f"no command '{name}'{did_you_mean(name, self.list_commands(ctx))}", ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+def main() -> None:
+    """A plugin-style PyTorch model zoo: list, explain, train and evaluate models.
+
+    \b
+    zoo list                      what the installed plugins contribute
+    zoo info mlp                  one component in detail
+    zoo train regression-mlp      train a recipe, save a run
+    zoo train --dataset moons --model mlp --loss cross-entropy
+    zoo eval runs/<run>           reload a run and recompute its metrics
+    """
+
+
+def _tasks(spec) -> str:
+    if spec.kind == "recipe":
+        return ""
+    return ",".join(spec.tasks)
+
+
+@main.command("list")
+@click.argument("kind", required=False, metavar="[datasets|models|losses|recipes]")
+@click.argument("pattern", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def list_cmd(kind: str | None, pattern: str | None, as_json: bool) -> None:
+    """List installed datasets, models, losses and recipes (optionally filtered by PATTERN)."""
+    reg = get_registry()
+    if kind is not None and kind not in KIND_ARGS:
+        hint = did_you_mean(kind, list(PLURAL.values()))
+        if pattern is None and not (hint and not any(kind in n for n in reg.all_names())):
+            kind, pattern = None, kind  # `zoo list mlp` filters everything by a pattern
+        else:
+            raise UsageError(f"unknown kind '{kind}'{hint} (kinds: {', '.join(PLURAL.values())})")
+    kinds = [KIND_ARGS[kind]] if kind else list(PLURAL)
+    rows = []
+    for k in kinds:
+        for e in reg.entries(k):
+            if pattern and not (fnmatch.fnmatch(e.name, pattern) or pattern in e.name):
+                continue
+            rows.append((k, e))
+    if as_json:
+        out = {
+            "items": [{**e.spec.describe(), "plugin": e.plugin.name, "distribution": e.plugin.dist} for _, e in rows],
+            "problems": reg.problems(),
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+    for k in kinds:
+        section = [e for kk, e in rows if kk == k]
+        if not section:
+            continue
+        click.secho(PLURAL[k], bold=True)
+        table = [
+            (e.name, e.plugin.name, _tasks(e.spec) if k != "recipe" else f"{e.spec.dataset}+{e.spec.model}+{e.spec.loss}",
+             e.spec.summary)
+            for e in section
+        ]
+        widths = [max(len(r[i]) for r in table) for i in range(3)]
+        for r in table:
+            click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    if not rows:
+        click.echo("nothing matches" if pattern else "no plugins installed")
+    for problem in reg.problems():
+        click.secho(f"warning: {problem}", err=True, fg="yellow")
+
+
+@main.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def info_cmd(name: str, as_json: bool) -> None:
+    """Explain a dataset, model, loss or recipe: summary, plugin, tasks, hyperparameters."""
+    reg = get_registry()
+    found = reg.find(name)
+    if not found:
+        raise UsageError(f"nothing is called '{name}'{did_you_mean(name.rpartition(':')[2], reg.all_names())}")
+    if as_json:
+        click.echo(json.dumps([{**e.spec.describe(), "plugin": e.plugin.describe()} for e in found], indent=2,
+                              default=str))
+        return
+    for i, e in enumerate(found):
+        if i:
+            click.echo()
+        s, p = e.spec, e.plugin
+        click.secho(f"{s.name} ({s.kind})", bold=True)
+        click.echo(f"  {s.summary}")
+        click.echo(f"  plugin:   {p.name} ({p.dist} {p.version})")
+        if p.contract:
+            click.echo(f"  contract: checked against zoo contract {p.contract}")
+        if s.kind == "recipe":
+            click.echo(f"  dataset:  {s.dataset}  {_fmt_params(s.dataset_params)}")
+            click.echo(f"  model:    {s.model}  {_fmt_params(s.model_params)}")
+            click.echo(f"  loss:     {s.loss}  {_fmt_params(s.loss_params)}")
+            if s.train:
+                click.echo(f"  training: {_fmt_params(s.train)}")
+            click.echo(f"  run it:   zoo train {s.name}")
+            continue
+        click.echo(f"  tasks:    {', '.join(s.tasks)}")
+        if s.kind == "dataset":
+            click.echo(f"  input:    {s.input}")
+        elif s.kind == "model":
+            click.echo(f"  inputs:   {', '.join(s.inputs)}")
+        elif s.kind == "loss":
+            click.echo(f"  targets:  {s.target}")
+        click.echo(f"  implementation: {s.impl}")
+        if s.params:
+            click.echo("  hyperparameters (zoo train --set KEY=VALUE):")
+            width = max(len(k) for k in s.params)
+            for key, prm in s.params.items():
+                d = prm.describe()
+                default = ",".join(map(str, d["default"])) if isinstance(d["default"], list) else d["default"]
+                extra = f" one of {', '.join(map(str, prm.choices))}" if prm.choices else ""
+                click.echo(f"    {key.ljust(width)}  {prm.type:<10} default {default}{extra}  {prm.help}".rstrip())
+        else:
+            click.echo("  hyperparameters: none")
+
+
+def _fmt_params(params) -> str:
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in params.items())
+
+
+@main.command("train")
+@click.argument("recipe", required=False)
+@click.option("--dataset", "-d", help="Dataset name (overrides the recipe's).")
+@click.option("--model", "-m", help="Model name (overrides the recipe's).")
+@click.option("--loss", "-l", help="Loss name (overrides the recipe's).")
+@click.option("--epochs", type=int, help="Passes over the training split.")
+@click.option("--batch-size", type=int, help="Samples per optimizer step.")
+@click.option("--lr", type=float, help="Learning rate.")
+@click.option("--optimizer", help="sgd, adam, adamw, rmsprop or adagrad.")
+@click.option("--seed", type=int, help="Seed for splits, initialisation and shuffling.")
+@click.option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="A hyperparameter, e.g. model.hidden=64,64 or dropout=0.1 (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory to create (default runs/<name>-<time>).")
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+def train_cmd(recipe, dataset, model, loss, epochs, batch_size, lr, optimizer, seed, device, sets, out, quiet):
+    """Train RECIPE, or --dataset/--model/--loss, and save a run directory."""
+    from .config import parse_sets, resolve
+
+    cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=parse_sets(sets), epochs=epochs,
+                  batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed, device=device)
+    from . import engine
+
+    log = None if quiet else (lambda msg: click.echo(msg, err=True))
+    run = engine.fit(cfg, out=out, log=log)
+    for split in ("val", "test"):
+        click.echo(f"{split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in run.metrics[split].items()))
+    click.echo(f"saved {run.dir}/model.safetensors (reload check passed)")
+
+
+@main.command("eval")
+@click.argument("run_dir", type=click.Path())
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def eval_cmd(run_dir: str, split: str, device: str, as_json: bool) -> None:
+    """Rebuild a run's model, load its weights strictly and recompute its metrics."""
+    from .config import check_device
+    from . import engine
+
+    check_device(device)
+    result = engine.evaluate_run(run_dir, split=split, device=device)
+    if as_json:
+        click.echo(json.dumps({"split": split, **result}, indent=2))
+    else:
+        click.echo(f"{split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))

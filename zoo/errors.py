@@ -1,0 +1,41 @@
+"""Errors meant for people.
+
+Everything a user can get wrong (an unknown name, a bad value, a missing file, a
+bad combination) raises :class:`ZooError`. The CLI prints its message as one line
+and exits non-zero; Python callers catch it like any other exception.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ZooError(Exception):
+    """A user-facing error: its message is one clear line."""
+
+    exit_code = 1
+
+
+class UsageError(ZooError):
+    """A bad argument or value (exit code 2, like click's usage errors)."""
+
+    exit_code = 2
+
+
+class CheckpointError(ZooError):
+    """A weights file that cannot be read or does not fit the model."""
+
+
+class PluginLoadError(ZooError):
+    """A plugin failed to import or declare its contributions."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choices, or ``""``."""
+    close = difflib.get_close_matches(name, sorted(set(choices)), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    if len(close) == 1:
+        return f"; did you mean '{close[0]}'?"
+    return "; did you mean " + ", ".join(f"'{c}'" for c in close[:-1]) + f" or '{close[-1]}'?"

@@ -1,0 +1,81 @@
+"""Run directories: unique names, the files in them, and reading them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+PREPROCESS = "preprocess.safetensors"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+STATUS = "run.json"
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("ZOO_RUNS_DIR", "runs"))
+
+
+def create_run_dir(stem: str, out: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> Path:
+    """Create a new, empty run directory and return it; never reuse another run's.
+
+    With ``out`` the directory is exactly that path (it must not exist, or be
+    empty). Otherwise it is ``<root>/<stem>-<YYYYmmdd-HHMMSS>`` with a numeric
+    suffix if that name is taken (``mkdir`` is the atomic claim).
+    """
+    if out is not None:
+        path = Path(out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise UsageError(f"--out {path} already exists and is not an empty directory; runs are never overwritten")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create run directory {path}: {exc.strerror}") from None
+        return path
+    root = Path(root) if root is not None else default_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create runs directory {root}: {exc.strerror}") from None
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "run"
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for i in range(1000):
+        path = root / (base if i == 0 else f"{base}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"could not find a free run directory name under {root}")
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's resolved config; a missing or broken run directory is a UsageError."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"run directory {run_dir} does not exist")
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a zoo run directory (no {CONFIG})")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    missing = [k for k in ("dataset", "model", "loss", "meta", "target") if k not in cfg]
+    if missing:
+        raise UsageError(f"{path} lacks {', '.join(missing)}; was it written by zoo?")
+    return cfg
+
+
+def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
+    try:
+        return json.loads((Path(run_dir) / STATUS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

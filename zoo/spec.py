@@ -1,0 +1,280 @@
+"""Declarations: what a plugin contributes, readable without importing heavy code.
+
+A plugin's entry-point module returns these from its hook implementations. They
+name their implementation as an ``"module:attribute"`` string, which the core
+imports only when the component is used (``zoo list`` and ``zoo info`` never do).
+This module must stay free of torch, numpy and scikit-learn imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import UsageError, did_you_mean
+
+#: The tasks the core knows. A dataset has one; models and losses list those they support.
+TASKS = ("regression", "binary", "multiclass")
+
+#: Kinds of model input. ``tabular``: a feature vector ``(d,)``; ``image``: ``(C, H, W)``.
+INPUT_KINDS = ("tabular", "image")
+
+#: Target layouts a loss can ask for; the engine adapts the dataset's targets to it.
+#: ``index``: class indices, int64 ``(N,)``, the model outputs one logit per class;
+#: ``binary``: float ``(N, 1)`` in {0, 1}, the model outputs one logit;
+#: ``value``: float ``(N, k)``, the model outputs k values.
+TARGETS = ("index", "binary", "value")
+
+PARAM_TYPES = ("int", "float", "bool", "str", "int-list", "float-list")
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: its type name, default, help and allowed values."""
+
+    type: str
+    default: Any
+    help: str = ""
+    choices: tuple | None = None
+    min: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in PARAM_TYPES:
+            raise ValueError(f"unknown parameter type {self.type!r}; use one of {', '.join(PARAM_TYPES)}")
+        if self.default is not None:
+            object.__setattr__(self, "default", self.check("default", self.default))
+
+    def check(self, key: str, value: Any) -> Any:
+        """Coerce ``value`` (a Python value or the string from ``--set``) or raise UsageError."""
+        v = _coerce(key, self.type, value)
+        if self.choices is not None and v not in self.choices:
+            choices = ", ".join(map(str, self.choices))
+            raise UsageError(f"{key}={value!r} is not one of: {choices}{did_you_mean(str(v), map(str, self.choices))}")
+        if self.min is not None:
+            items = v if isinstance(v, tuple) else (v,)
+            if any(x < self.min for x in items):
+                raise UsageError(f"{key}={value!r} must be >= {self.min}")
+        return v
+
+    def describe(self) -> dict:
+        d = {"type": self.type, "default": list(self.default) if isinstance(self.default, tuple) else self.default}
+        if self.help:
+            d["help"] = self.help
+        if self.choices is not None:
+            d["choices"] = list(self.choices)
+        if self.min is not None:
+            d["min"] = self.min
+        return d
+
+
+def _coerce(key: str, type_: str, value: Any) -> Any:
+    bad = UsageError(f"{key}={value!r} is not a valid {type_}")
+    if type_ == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise bad
+    if type_ in ("int", "float"):
+        cast = int if type_ == "int" else float
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            if type_ == "int" and isinstance(value, float) and not value.is_integer():
+                raise bad
+            return cast(value)
+        if isinstance(value, str):
+            try:
+                return cast(value.strip())
+            except ValueError:
+                raise bad from None
+        raise bad
+    if type_ == "str":
+        if isinstance(value, str):
+            return value
+        raise bad
+    # lists: "64,64", [64, 64], (64,) or a single number
+    item = type_.split("-")[0]
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[,\s]+", value.strip().strip("[]()")) if p]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        parts = [value]
+    else:
+        raise bad
+    try:
+        return tuple(_coerce(key, item, p) for p in parts)
+    except UsageError:
+        raise bad from None
+
+
+@dataclass(frozen=True)
+class Component:
+    """Fields every contribution declares."""
+
+    name: str
+    summary: str
+    tasks: tuple[str, ...]
+    impl: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+    kind = "component"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "params", dict(self.params))
+
+    def problems(self) -> list[str]:
+        """What is wrong with this declaration (empty when valid)."""
+        out = []
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            out.append(f"name {self.name!r} must be lower-case letters, digits, '-' or '_', starting with a letter")
+        if not isinstance(self.summary, str) or not self.summary.strip() or "\n" in self.summary.strip():
+            out.append("summary must be one non-empty line")
+        if not self.tasks:
+            out.append("declares no tasks")
+        out += [f"unknown task {t!r}" for t in self.tasks if t not in TASKS]
+        if not isinstance(self.impl, str) or not re.match(r"^[\w.]+:[\w.]+$", self.impl):
+            out.append(f"impl {self.impl!r} must be 'module:attribute'")
+        out += [f"parameter {k!r} is not a Param" for k, p in self.params.items() if not isinstance(p, Param)]
+        return out
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the implementation (the only place heavy code is imported)."""
+        module_name, _, attr = self.impl.partition(":")
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with ``given``, each validated; unknown keys are usage errors."""
+        out = {k: p.default for k, p in self.params.items()}
+        for key, value in (given or {}).items():
+            if key not in self.params:
+                known = ", ".join(sorted(self.params)) or "none"
+                raise UsageError(
+                    f"{self.kind} '{self.name}' has no parameter '{key}'{did_you_mean(key, self.params)} "
+                    f"(its parameters: {known})"
+                )
+            out[key] = self.params[key].check(key, value)
+        return out
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "summary": self.summary,
+            "tasks": list(self.tasks),
+            "params": {k: p.describe() for k, p in self.params.items()},
+            "impl": self.impl,
+        }
+
+
+@dataclass(frozen=True)
+class DatasetSpec(Component):
+    """A dataset. ``impl(seed=..., **params)`` returns a :class:`zoo.data.Splits`.
+
+    ``input`` is the kind of each sample (``tabular`` or ``image``) so that
+    compatibility is checked before any data is loaded.
+    """
+
+    input: str = "tabular"
+    kind = "dataset"
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if len(self.tasks) != 1:
+            out.append("a dataset declares exactly one task")
+        if self.input not in INPUT_KINDS:
+            out.append(f"unknown input kind {self.input!r}")
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "input": self.input}
+
+
+@dataclass(frozen=True)
+class ModelSpec(Component):
+    """A model. ``impl(input_shape, out_features, **params)`` returns an ``nn.Module``."""
+
+    inputs: tuple[str, ...] = ("tabular",)
+    kind = "model"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        out += [f"unknown input kind {k!r}" for k in self.inputs if k not in INPUT_KINDS]
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "inputs": list(self.inputs)}
+
+
+@dataclass(frozen=True)
+class LossSpec(Component):
+    """A loss. ``impl(**params)`` returns a callable ``(output, target) -> scalar``."""
+
+    target: str = "value"
+    kind = "loss"
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.target not in TARGETS:
+            out.append(f"unknown target layout {self.target!r}")
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "target": self.target}
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """A named dataset + model + loss with default hyperparameters and training settings."""
+
+    name: str
+    summary: str
+    dataset: str
+    model: str
+    loss: str
+    dataset_params: Mapping[str, Any] = field(default_factory=dict)
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    loss_params: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+
+    kind = "recipe"
+
+    def problems(self) -> list[str]:
+        out = []
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            out.append(f"name {self.name!r} must be lower-case letters, digits, '-' or '_', starting with a letter")
+        if not isinstance(self.summary, str) or not self.summary.strip():
+            out.append("summary must be one non-empty line")
+        return out
+
+    def describe(self) -> dict:
+        return {
+            "kind": "recipe",
+            "name": self.name,
+            "summary": self.summary,
+            "dataset": self.dataset,
+            "model": self.model,
+            "loss": self.loss,
+            "dataset_params": dict(self.dataset_params),
+            "model_params": dict(self.model_params),
+            "loss_params": dict(self.loss_params),
+            "train": dict(self.train),
+        }
+
+
+KINDS = {"dataset": DatasetSpec, "model": ModelSpec, "loss": LossSpec, "recipe": RecipeSpec}
