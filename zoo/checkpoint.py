@@ -84,7 +84,7 @@ def mismatch(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[
     """Describe every missing, unexpected and shape-mismatched key (empty when they fit)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    unexpected = sorted(k for k in state if k not in own)
     shapes = [
         f"{k} (file {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
         for k in own

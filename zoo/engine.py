@@ -38,9 +38,9 @@ class Run:
     model: torch.nn.Module = field(repr=False)
 
     def __repr__(self) -> str:
-        test = self.metrics.get("test", {})
-        head = next(iter(test.items()), ("", float("nan")))
-        return f"Run({str(self.dir)!r}, epochs={len(self.history)}, test {head[0]}={head[1]:.4g})"
+        name = metrics.TASK_METRICS[self.config["meta"]["task"]][0]
+        value = self.metrics.get("test", {}).get(name, float("nan"))
+        return f"Run({str(self.dir)!r}, epochs={len(self.history)}, test {name}={value:.4g})"
 
 
 def pick_device(name: str) -> torch.device:

@@ -1,0 +1,156 @@
+"""The ``zoo`` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import run_zoo
+
+PROBE = """
+import runpy, sys
+sys.argv = ["zoo", *sys.argv[1:]]
+try:
+    runpy.run_module("zoo", run_name="__main__")
+except SystemExit:
+    pass
+print("HEAVY:" + ",".join(m for m in ("torch", "sklearn", "numpy") if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "models", "--json"], ["info", "mlp"]])
+def test_listing_and_help_do_not_import_torch_or_sklearn(args, tmp_path):
+    out = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    heavy = [line for line in out.stderr.splitlines() if line.startswith("HEAVY:")]
+    assert heavy == ["HEAVY:"], out.stderr
+
+
+def test_python_dash_m_behaves_like_the_console_script(zoo_cli, tmp_path):
+    script = Path(sys.executable).with_name("zoo")
+    if not script.exists():
+        pytest.skip("console script not installed next to this interpreter")
+    direct = subprocess.run([str(script), "list"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert direct.returncode == 0
+    assert direct.stdout == zoo_cli("list").stdout
+
+
+def test_list_shows_every_builtin_component(zoo_cli):
+    out = zoo_cli("list")
+    assert out.returncode == 0 and out.stderr == ""
+    for name in ("sine", "moons", "blobs", "digits", "linear", "mlp", "cnn", "mse", "l1", "huber",
+                 "cross-entropy", "bce-with-logits", "regression-mlp", "moons-mlp", "blobs-mlp", "digits-cnn"):
+        assert f"  {name} " in out.stdout, name
+    models = zoo_cli("list", "models").stdout
+    assert "mlp" in models and "sine" not in models
+    data = json.loads(zoo_cli("list", "losses", "cross*", "--json").stdout)
+    assert [i["name"] for i in data["items"]] == ["cross-entropy"]
+    assert data["items"][0]["tasks"] == ["binary", "multiclass"]
+
+
+def test_info_explains_a_component(zoo_cli):
+    out = zoo_cli("info", "mlp")
+    assert out.returncode == 0
+    text = out.stdout
+    assert "mlp (model)" in text and "plugin:   tabular (zoo " in text
+    assert "regression, binary, multiclass" in text
+    assert "hidden" in text and "int-list" in text and "default 64,64" in text
+    assert "activation" in text and "one of relu, tanh" in text
+    recipe = zoo_cli("info", "regression-mlp").stdout
+    assert "dataset:  sine" in recipe and "model:    mlp" in recipe and "zoo train regression-mlp" in recipe
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--dataset", "moons", "--model", "mpl", "--loss", "cross-entropy"],
+         "unknown model 'mpl'; did you mean 'mlp'?"),
+        (["train", "--dataset", "moons", "--model", "cnn", "--loss", "cross-entropy"],
+         "model 'cnn' cannot take dataset 'moons': the model needs image input and the dataset gives tabular"),
+        (["train", "--dataset", "sine", "--model", "mlp", "--loss", "cross-entropy"],
+         "loss 'cross-entropy' does not fit dataset 'sine': the dataset is a regression task"),
+        (["train", "--dataset", "digits", "--model", "cnn", "--loss", "bce-with-logits"],
+         "loss 'bce-with-logits' does not fit dataset 'digits': the dataset is a multiclass task"),
+        (["train", "regresion-mlp"], "unknown recipe 'regresion-mlp'; did you mean 'regression-mlp'?"),
+        (["train", "regression-mlp", "--set", "hiden=3"], "unknown parameter 'hiden'"),
+        (["train", "regression-mlp", "--set", "model.hidden=a,b"], "hidden='a,b' is not a valid int-list"),
+        (["train", "regression-mlp", "--set", "dropout"], "--set expects KEY=VALUE"),
+        (["train", "regression-mlp", "--set", "model.bogus=1"], "model 'mlp' has no parameter 'bogus'"),
+        (["train", "regression-mlp", "--optimizer", "adamm"], "did you mean 'adam'"),
+        (["train", "regression-mlp", "--epochs", "0"], "epochs=0 must be >= 1"),
+        (["train", "regression-mlp", "--device", "gpu"], "--device must be auto, cpu, cuda or cuda:N"),
+        (["train", "--dataset", "moons"], "give a recipe or all of --dataset, --model and --loss"),
+        (["eval", "no/such/run"], "run directory no/such/run does not exist"),
+        (["info", "mpl"], "nothing is called 'mpl'; did you mean 'mlp'?"),
+        (["list", "modles"], "unknown kind 'modles'; did you mean 'models'?"),
+    ],
+)
+def test_user_errors_are_one_clear_line(zoo_cli, args, message):
+    out = zoo_cli(*args)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert message in lines[0]
+
+
+def test_unknown_command_suggests(zoo_cli):
+    out = zoo_cli("trian")
+    assert out.returncode == 2 and "did you mean 'train'?" in out.stderr
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(zoo_cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = zoo_cli("train", "blobs-mlp", "--device", "cuda")
+    assert out.returncode == 2 and "CUDA is not available" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_then_eval_a_combination(zoo_cli, tmp_path):
+    out = zoo_cli("train", "--dataset", "moons", "--model", "mlp", "--loss", "cross-entropy", "--epochs", "2",
+                  "--set", "n_samples=400", "--set", "hidden=8", "--seed", "3")
+    assert out.returncode == 0, out.stderr
+    assert "epoch 1/2" in out.stderr and "epoch 2/2" in out.stderr
+    assert out.stdout.splitlines()[0].startswith("val ") and "accuracy" in out.stdout and "f1" in out.stdout
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("moons-mlp-cross-entropy-")
+    run = runs[0]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "config.json", "history.csv", "metrics.json", "model.safetensors", "preprocess.safetensors", "run.json"]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model_params"]["hidden"] == [8] and cfg["dataset_params"]["n_samples"] == 400 and cfg["seed"] == 3
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,train_loss,val_loss,val_accuracy") and len(history) == 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    ev = zoo_cli("eval", str(run), "--json")
+    assert ev.returncode == 0, ev.stderr
+    got = json.loads(ev.stdout)
+    assert got.pop("split") == "test"
+    assert got == pytest.approx(metrics["test"], abs=1e-12)
+    val = json.loads(zoo_cli("eval", str(run), "--split", "val", "--json", "--device", "cpu").stdout)
+    assert val["accuracy"] == pytest.approx(metrics["val"]["accuracy"])
+    # a second run never reuses the first one's directory
+    again = zoo_cli("train", "--dataset", "moons", "--model", "mlp", "--loss", "cross-entropy", "--epochs", "1",
+                    "--set", "n_samples=400", "-q")
+    assert again.returncode == 0 and len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_out_never_overwrites_a_run(zoo_cli, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "model.safetensors").write_bytes(b"precious")
+    out = zoo_cli("train", "blobs-mlp", "--epochs", "1", "--out", "taken")
+    assert out.returncode == 2 and "already exists" in out.stderr
+    assert (tmp_path / "taken" / "model.safetensors").read_bytes() == b"precious"
+
+
+def test_eval_of_a_directory_that_is_not_a_run(zoo_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = zoo_cli("eval", "empty")
+    assert out.returncode == 2 and "is not a zoo run directory" in out.stderr
