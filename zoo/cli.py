@@ -206,3 +206,23 @@ def eval_cmd(run_dir: str, split: str, device: str, as_json: bool) -> None:
         click.echo(json.dumps({"split": split, **result}, indent=2))
     else:
         click.echo(f"{split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
+
+
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--dir", "parent_dir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Where to create the zoo-NAME package directory.")
+def new_plugin_cmd(name: str, parent_dir: str) -> None:
+    """Write a ready plugin package zoo-NAME: an example dataset, model, loss, recipe and tests."""
+    import shlex
+    from pathlib import Path
+
+    from .scaffold import module_name, write_plugin
+
+    path = write_plugin(name, Path(parent_dir)).resolve()
+    shown = shlex.quote(str(path))
+    click.echo(f"created {path} (plugin '{name}', module {module_name(name)})")
+    click.echo("next steps:")
+    click.echo(f"  pip install -e {shown}")
+    click.echo("  zoo list")
+    click.echo(f"  cd {shown} && python -m pytest")

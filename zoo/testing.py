@@ -1,0 +1,481 @@
+"""The plugin contract, as pytest cases a plugin runs in its own test suite.
+
+In a plugin's tests::
+
+    from zoo.testing import parametrize_plugin_checks
+
+    @parametrize_plugin_checks("myplugin")          # entry-point name or the module
+    def test_contract(check):
+        check()
+
+Every component the plugin declares becomes pytest cases with readable ids such as
+``model:mlp:gradients[binary]`` (so ``pytest -k mlp`` selects them). The checks run
+against an isolated registry holding the plugin under test, plus (for recipes only)
+the installed plugins that provide the parts a recipe names.
+
+A check that is known to fail can be marked with a reason::
+
+    @parametrize_plugin_checks("myplugin", expected_failures={
+        "model:odd:learns[regression]": "converges only with a tiny learning rate"})
+
+Such a case is a strict xfail: if it passes, pytest reports it, so stale marks do not
+linger. An id that names no check is an error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+from .registry import _HOOKS, GROUP, Entry, Plugin, Registry, get_registry
+from .spec import KINDS, TASKS
+
+#: The version of the contract these checks implement. Plugins declare the version they
+#: were checked against as ``ZOO_CONTRACT`` in their entry-point module.
+CONTRACT_VERSION = "1"
+
+_TARGET_FOR_TASK = {"regression": "value", "binary": "index", "multiclass": "index"}
+_N = 48  # samples in a synthetic batch
+
+
+@dataclass
+class Check:
+    """One contract check: call it to run it (raises AssertionError when it fails)."""
+
+    id: str
+    fn: Callable[[], None]
+
+    def __call__(self) -> None:
+        self.fn()
+
+    def __repr__(self) -> str:
+        return self.id
+
+
+# -- finding the plugin ------------------------------------------------------------------
+
+
+def _resolve(plugin: str | ModuleType) -> tuple[str, ModuleType, Plugin]:
+    if isinstance(plugin, ModuleType):
+        module = plugin
+        name = next((ep.name for ep in metadata.entry_points(group=GROUP) if ep.value == module.__name__),
+                    module.__name__)
+    else:
+        eps = [ep for ep in metadata.entry_points(group=GROUP) if ep.name == plugin]
+        if eps:
+            name, module = plugin, eps[0].load()
+        else:
+            try:
+                name, module = plugin, importlib.import_module(plugin)
+            except ImportError:
+                known = sorted(ep.name for ep in metadata.entry_points(group=GROUP))
+                raise LookupError(f"no plugin '{plugin}' in the '{GROUP}' entry-point group "
+                                  f"(installed: {', '.join(known) or 'none'})") from None
+    ep = next((e for e in metadata.entry_points(group=GROUP) if e.name == name), None)
+    dist = ep.dist if ep is not None else None
+    info = Plugin(name=name, dist=dist.metadata["Name"] if dist else "(not installed)",
+                  version=dist.version if dist else "?", value=module.__name__)
+    return name, module, info
+
+
+def _declarations(module: ModuleType) -> dict[str, list]:
+    """Call the module's hook implementations directly (so invalid ones are seen too)."""
+    out: dict[str, list] = {}
+    for kind, hook in _HOOKS.items():
+        fn = getattr(module, hook, None)
+        if fn is not None:
+            out[kind] = list(fn() or [])
+    return out
+
+
+# -- the checks --------------------------------------------------------------------------
+
+
+def _fail(msg: str) -> None:
+    raise AssertionError(msg)
+
+
+def _check_declaration(spec, plugin_name: str, all_specs: dict[str, list]) -> None:
+    kind_cls = KINDS[spec.kind]
+    if not isinstance(spec, kind_cls):
+        _fail(f"{spec!r} is not a {kind_cls.__name__}")
+    problems = spec.problems()
+    if problems:
+        _fail(f"{spec.kind} '{getattr(spec, 'name', '?')}' declaration: " + "; ".join(problems))
+    same = [s for s in all_specs.get(spec.kind, []) if getattr(s, "name", None) == spec.name]
+    if len(same) > 1:
+        _fail(f"{spec.kind} '{spec.name}' is declared {len(same)} times by this plugin")
+    others = [e for e in get_registry().entries(spec.kind) if e.name == spec.name and e.plugin.name != plugin_name]
+    if others:
+        _fail(f"{spec.kind} '{spec.name}' clashes with plugin '{others[0].plugin.name}' ({others[0].plugin.dist}); "
+              "pick a unique name")
+    if spec.kind == "recipe":
+        return
+    try:
+        impl = spec.load()
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"{spec.kind} '{spec.name}': implementation '{spec.impl}' cannot be imported: "
+              f"{type(exc).__name__}: {exc}")
+    if not callable(impl):
+        _fail(f"{spec.kind} '{spec.name}': implementation '{spec.impl}' is not callable")
+    _check_signature(spec, impl)
+
+
+def _check_signature(spec, impl: Callable) -> None:
+    try:
+        sig = inspect.signature(impl)
+    except (TypeError, ValueError):
+        return
+    params = list(sig.parameters.values())
+    positional = {"model": 2}.get(spec.kind, 0)
+    pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(pos) < positional and not any(p.kind == p.VAR_POSITIONAL for p in params):
+        _fail(f"model '{spec.name}': the implementation must take (input_shape, out_features, **params)")
+    kw = {p.name: p for p in params[positional:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in params)
+    expected = set(spec.params) | ({"seed"} if spec.kind == "dataset" else set())
+    missing = sorted(expected - set(kw)) if not var_kw else []
+    undeclared = sorted(k for k, p in kw.items() if k not in expected and p.default is p.empty)
+    problems = []
+    if missing:
+        problems.append(f"declared but not accepted by the implementation: {', '.join(missing)}")
+    if undeclared:
+        problems.append(f"required by the implementation but not declared: {', '.join(undeclared)}")
+    for key, p in kw.items():
+        if key in spec.params and p.default is not p.empty:
+            declared = spec.params[key].default
+            given = tuple(p.default) if isinstance(p.default, list) else p.default
+            if given != declared:
+                problems.append(f"default of '{key}' is {p.default!r} in the implementation but {declared!r} "
+                                "in the declaration")
+    if problems:
+        _fail(f"{spec.kind} '{spec.name}' parameters: " + "; ".join(problems))
+
+
+def _load_dataset(spec, seed: int = 0):
+    from .data import Splits
+
+    splits = spec.load()(seed=seed, **spec.resolve_params())
+    if not isinstance(splits, Splits):
+        _fail(f"dataset '{spec.name}' returned {type(splits).__name__}, not zoo.data.Splits")
+    return splits
+
+
+def _check_dataset_splits(spec) -> None:
+    import torch
+
+    s = _load_dataset(spec)
+    task = spec.tasks[0]
+    if s.meta.task != task:
+        _fail(f"dataset '{spec.name}' declares task {task} but its metadata says {s.meta.task}")
+    shape = tuple(s.meta.input_shape)
+    if spec.input == "image" and len(shape) != 3:
+        _fail(f"dataset '{spec.name}' declares image input but its samples have shape {shape}, not (C, H, W)")
+    if spec.input == "tabular" and len(shape) != 1:
+        _fail(f"dataset '{spec.name}' declares tabular input but its samples have shape {shape}, not (features,)")
+    for name in ("train", "val", "test"):
+        X, y = s.split(name)
+        if len(X) == 0:
+            _fail(f"dataset '{spec.name}': the {name} split is empty")
+        if len(X) != len(y):
+            _fail(f"dataset '{spec.name}': {name} has {len(X)} inputs but {len(y)} targets")
+        if X.dtype != torch.float32 or tuple(X.shape[1:]) != shape:
+            _fail(f"dataset '{spec.name}': {name} X is {X.dtype} {tuple(X.shape)}; expected float32 (N, *{shape})")
+        if not torch.isfinite(X).all():
+            _fail(f"dataset '{spec.name}': {name} X has non-finite values")
+        if task == "regression":
+            if y.dtype != torch.float32 or y.dim() != 2 or y.shape[1] != s.meta.num_targets:
+                _fail(f"dataset '{spec.name}': {name} y is {y.dtype} {tuple(y.shape)}; expected float32 "
+                      f"(N, {s.meta.num_targets})")
+            if not torch.isfinite(y).all():
+                _fail(f"dataset '{spec.name}': {name} y has non-finite values")
+        else:
+            if y.dtype != torch.int64 or y.dim() != 1:
+                _fail(f"dataset '{spec.name}': {name} y is {y.dtype} {tuple(y.shape)}; expected int64 class indices (N,)")
+            k = s.meta.num_classes or 0
+            if task == "binary" and k != 2:
+                _fail(f"dataset '{spec.name}' is binary but declares {k} classes")
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+                _fail(f"dataset '{spec.name}': {name} has class indices outside [0, {k})")
+
+
+def _check_dataset_reproducible(spec) -> None:
+    import torch
+
+    a, b = _load_dataset(spec, seed=0), _load_dataset(spec, seed=0)
+    for name in ("train", "val", "test"):
+        for t1, t2, what in zip(a.split(name), b.split(name), ("X", "y")):
+            if not torch.equal(t1, t2):
+                _fail(f"dataset '{spec.name}': the same seed gave a different {name} {what}")
+
+
+def _synthetic(task: str, input_kind: str, n: int = _N, seed: int = 0):
+    """A small learnable batch: inputs, dataset-layout targets, metadata."""
+    import torch
+
+    from .data import DataMeta
+
+    g = torch.Generator().manual_seed(seed)
+    shape = (4,) if input_kind == "tabular" else (1, 8, 8)
+    X = torch.randn(n, *shape, generator=g)
+    signal = X.reshape(n, -1)[:, :4].sum(1)
+    if task == "regression":
+        y, meta = signal.reshape(n, 1), DataMeta(task, shape, num_targets=1)
+    elif task == "binary":
+        y, meta = (signal > 0).long(), DataMeta(task, shape, num_classes=2)
+    else:
+        y = torch.bucketize(signal, torch.tensor([-1.0, 1.0])).long()
+        meta = DataMeta(task, shape, num_classes=3)
+    return X, y, meta
+
+
+def _model_setup(spec, task: str, seed: int = 0):
+    import torch
+
+    from .engine import adapt_targets, out_features
+
+    input_kind = spec.inputs[0]
+    X, y, meta = _synthetic(task, input_kind)
+    target = _TARGET_FOR_TASK[task]
+    out = out_features(meta, target)
+    torch.manual_seed(seed)
+    try:
+        model = spec.load()(tuple(meta.input_shape), out, **spec.resolve_params())
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"model '{spec.name}' could not be built for {task} with input {tuple(meta.input_shape)}: "
+              f"{type(exc).__name__}: {exc}")
+    if not isinstance(model, torch.nn.Module):
+        _fail(f"model '{spec.name}' implementation returned {type(model).__name__}, not an nn.Module")
+    T = adapt_targets(y, target)
+    base = torch.nn.functional.mse_loss if target == "value" else torch.nn.functional.cross_entropy
+
+    def loss_fn(output, targets):
+        if tuple(output.shape) != (len(X), out):
+            _fail(f"model '{spec.name}' for {task}: output shape {tuple(output.shape)} for input {tuple(X.shape)}; "
+                  f"expected ({len(X)}, {out})")
+        return base(output, targets)
+
+    return model, X, T, out, loss_fn
+
+
+def _check_model_forward(spec, task: str) -> None:
+    model, X, _, out, _ = _model_setup(spec, task)
+    y = model(X)
+    if tuple(y.shape) != (len(X), out):
+        _fail(f"model '{spec.name}' for {task}: output shape {tuple(y.shape)} for input {tuple(X.shape)}; "
+              f"expected ({len(X)}, {out})")
+
+
+def _check_model_gradients(spec, task: str) -> None:
+    import torch
+
+    model, X, T, _, loss_fn = _model_setup(spec, task)
+    model.train()
+    loss = loss_fn(model(X), T)
+    if not torch.isfinite(loss):
+        _fail(f"model '{spec.name}' for {task}: the loss of its output is {loss.item()}")
+    loss.backward()
+    none = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    if not list(model.parameters()):
+        _fail(f"model '{spec.name}' has no parameters to train")
+    if none:
+        _fail(f"model '{spec.name}' for {task}: no gradient reaches {', '.join(none)} (detached or unused?)")
+    if bad:
+        _fail(f"model '{spec.name}' for {task}: non-finite gradient in {', '.join(bad)}")
+
+
+def _check_model_learns(spec, task: str) -> None:
+    import torch
+
+    model, X, T, _, loss_fn = _model_setup(spec, task)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def full_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            v = float(loss_fn(model(X), T))
+        model.train()
+        return v
+
+    before = full_loss()
+    for _ in range(25):
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(X), T).backward()
+        opt.step()
+    after = full_loss()
+    if not math.isfinite(after) or not after < before:
+        _fail(f"model '{spec.name}' for {task}: 25 Adam steps (lr 0.01) on a {len(X)}-sample batch took the loss "
+              f"from {before:.4g} to {after:.4g}; it does not learn")
+
+
+def _check_model_modes(spec, task: str) -> None:
+    import torch
+
+    model, X, _, _, _ = _model_setup(spec, task)
+    model.eval()
+    with torch.no_grad():
+        a, b = model(X), model(X)
+    if not torch.equal(a, b):
+        _fail(f"model '{spec.name}': two forward passes in eval() mode differ (dropout or randomness left on)")
+    if not all(not m.training for m in model.modules()):
+        _fail(f"model '{spec.name}': eval() did not reach every submodule")
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0]
+    if dropouts:
+        model.train()
+        with torch.no_grad():
+            c, d = model(X), model(X)
+        if torch.equal(c, d):
+            _fail(f"model '{spec.name}' has dropout but two train() forward passes are identical")
+
+
+def _check_model_roundtrip(spec, task: str) -> None:
+    import torch
+
+    from .checkpoint import load_weights, save_weights
+    from .errors import CheckpointError
+
+    model, X, _, _, _ = _model_setup(spec, task, seed=0)
+    fresh, _, _, _, _ = _model_setup(spec, task, seed=1)
+    model.eval()
+    fresh.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.safetensors"
+        save_weights(model, path)
+        try:
+            load_weights(fresh, path)
+        except CheckpointError as exc:
+            _fail(f"model '{spec.name}': its state dict does not load back: {exc}")
+    with torch.no_grad():
+        a, b = model(X), fresh(X)
+    if not torch.equal(a, b):
+        diff = (a - b).abs().max().item()
+        _fail(f"model '{spec.name}': a fresh model loaded from the saved state dict predicts differently "
+              f"(max abs difference {diff:.3g}); is some state outside the state dict?")
+
+
+def _check_loss(spec, task: str) -> None:
+    import torch
+
+    from .engine import adapt_targets, out_features
+
+    _, y, meta = _synthetic(task, "tabular")
+    n = len(y)
+    out = out_features(meta, spec.target) if not (spec.target == "binary" and task != "binary") else 1
+    g = torch.Generator().manual_seed(0)
+    output = torch.randn(n, out, generator=g, requires_grad=True)
+    if spec.target == "index" and task == "regression":
+        _fail(f"loss '{spec.name}' declares task regression but needs class indices")
+    try:
+        loss_fn = spec.load()(**spec.resolve_params())
+        loss = loss_fn(output, adapt_targets(y, spec.target))
+    except AssertionError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"loss '{spec.name}' for {task} (targets '{spec.target}'): {type(exc).__name__}: {exc}")
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        _fail(f"loss '{spec.name}' returned {type(loss).__name__} {getattr(loss, 'shape', '')}, not a scalar tensor")
+    if not torch.isfinite(loss):
+        _fail(f"loss '{spec.name}' for {task}: value {loss.item()} on ordinary inputs")
+    loss.backward()
+    if output.grad is None or not torch.isfinite(output.grad).all() or not output.grad.abs().sum() > 0:
+        _fail(f"loss '{spec.name}' for {task}: no finite, non-zero gradient flows to the model output")
+
+
+def _check_recipe(spec, registry: Registry) -> None:
+    from . import engine
+    from .config import resolve
+
+    cfg = resolve(spec.name, registry=registry, epochs=1, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        run = engine.fit(cfg, registry=registry, out=Path(tmp) / "run")
+        again = engine.evaluate_run(run.dir, split="test", device="cpu", registry=registry)
+        for k, v in run.metrics["test"].items():
+            if not (v == again[k] or (math.isnan(v) and math.isnan(again[k]))):
+                _fail(f"recipe '{spec.name}': the saved run evaluates to {k}={again[k]} but training reported {v}")
+
+
+def _recipe_registry(plugin_name: str, module: ModuleType, info: Plugin, recipe) -> Registry:
+    """The plugin under test plus the installed plugins providing the parts the recipe names."""
+    reg = Registry()
+    reg.add(info, module)
+    installed = get_registry()
+    for kind in ("dataset", "model", "loss"):
+        name = getattr(recipe, kind)
+        if name in reg.names(kind):
+            continue
+        entry: Entry = installed.get(kind, name)
+        if entry.plugin.name not in reg.plugins and entry.plugin.module is not None:
+            reg.add(Plugin(entry.plugin.name, entry.plugin.dist, entry.plugin.version, entry.plugin.value),
+                    entry.plugin.module)
+    return reg
+
+
+def plugin_checks(plugin: str | ModuleType) -> list[Check]:
+    """Every contract check for one plugin (an entry-point name or its module)."""
+    name, module, info = _resolve(plugin)
+    specs = _declarations(module)
+    checks: list[Check] = []
+
+    def add(cid: str, fn: Callable, *args: Any) -> None:
+        checks.append(Check(cid, lambda: fn(*args)))
+
+    def bad_tasks(spec) -> list[str]:
+        return [t for t in getattr(spec, "tasks", ()) if t in TASKS]
+
+    add(f"plugin:{name}:contract-version", _check_contract, module)
+    for kind in ("dataset", "model", "loss", "recipe"):
+        for spec in specs.get(kind, []):
+            sname = getattr(spec, "name", "?")
+            add(f"{kind}:{sname}:declaration", _check_declaration, spec, name, specs)
+            if kind == "dataset":
+                add(f"dataset:{sname}:splits", _check_dataset_splits, spec)
+                add(f"dataset:{sname}:reproducible", _check_dataset_reproducible, spec)
+            elif kind == "model":
+                for task in bad_tasks(spec):
+                    add(f"model:{sname}:forward-shape[{task}]", _check_model_forward, spec, task)
+                    add(f"model:{sname}:gradients[{task}]", _check_model_gradients, spec, task)
+                    add(f"model:{sname}:learns[{task}]", _check_model_learns, spec, task)
+                task = bad_tasks(spec)[0] if bad_tasks(spec) else "regression"
+                add(f"model:{sname}:train-eval-modes", _check_model_modes, spec, task)
+                add(f"model:{sname}:state-dict-roundtrip", _check_model_roundtrip, spec, task)
+            elif kind == "loss":
+                for task in bad_tasks(spec):
+                    add(f"loss:{sname}:finite-differentiable[{task}]", _check_loss, spec, task)
+            else:
+                add(f"recipe:{sname}:trains-and-reloads",
+                    lambda spec=spec: _check_recipe(spec, _recipe_registry(name, module, info, spec)))
+    return checks
+
+
+def _check_contract(module: ModuleType) -> None:
+    declared = getattr(module, "ZOO_CONTRACT", None)
+    if declared is not None and str(declared) != CONTRACT_VERSION:
+        _fail(f"the plugin declares ZOO_CONTRACT = {declared!r} but this zoo checks contract {CONTRACT_VERSION}")
+
+
+def parametrize_plugin_checks(plugin: str | ModuleType, expected_failures: Mapping[str, str] | None = None):
+    """A ``pytest.mark.parametrize`` over the argument ``check``, one case per contract check."""
+    import pytest
+
+    checks = plugin_checks(plugin)
+    expected = dict(expected_failures or {})
+    unknown = sorted(set(expected) - {c.id for c in checks})
+    if unknown:
+        raise ValueError(f"expected_failures names checks that do not exist: {', '.join(unknown)}")
+    params = [
+        pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason=expected[c.id], strict=True) if c.id in expected else ())
+        for c in checks
+    ]
+    return pytest.mark.parametrize("check", params)
+
+
+__all__ = ["CONTRACT_VERSION", "Check", "parametrize_plugin_checks", "plugin_checks"]
