@@ -122,12 +122,14 @@ def test_train_then_eval_a_combination(zoo_cli, tmp_path):
     assert len(runs) == 1 and runs[0].name.startswith("moons-mlp-cross-entropy-")
     run = runs[0]
     assert sorted(p.name for p in run.iterdir()) == [
-        "config.json", "history.csv", "metrics.json", "model.safetensors", "preprocess.safetensors", "run.json"]
+        "config.json", "history.csv", "last.safetensors", "metrics.json", "model.safetensors", "optimizer.safetensors",
+        "preprocess.safetensors", "rng.safetensors", "run.json", "trainer.json"]
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model_params"]["hidden"] == [8] and cfg["dataset_params"]["n_samples"] == 400 and cfg["seed"] == 3
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
     history = (run / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,train_loss,val_loss,val_accuracy") and len(history) == 3
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporary files left
     metrics = json.loads((run / "metrics.json").read_text())
     ev = zoo_cli("eval", str(run), "--json")
     assert ev.returncode == 0, ev.stderr

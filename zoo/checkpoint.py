@@ -26,7 +26,7 @@ def _storage_key(t: torch.Tensor) -> tuple:
 
 
 def save_weights(state: Mapping[str, torch.Tensor] | torch.nn.Module, path: str | os.PathLike,
-                 metadata: Mapping[str, str] | None = None) -> None:
+                 metadata: Mapping[str, str] | None = None, fsync: bool = True) -> None:
     """Write a state dict (or a module's) to ``path`` atomically."""
     if isinstance(state, torch.nn.Module):
         state = state.state_dict()
@@ -51,7 +51,7 @@ def save_weights(state: Mapping[str, torch.Tensor] | torch.nn.Module, path: str 
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     if aliases:
         meta[ALIASES_KEY] = json.dumps(aliases, sort_keys=True)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 

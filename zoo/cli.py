@@ -160,34 +160,80 @@ def _fmt_params(params) -> str:
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in params.items())
 
 
+#: ``zoo train`` flags that are training settings (flag name -> config key).
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "patience", "monitor", "seed",
+               "device")
+
+
 @main.command("train")
 @click.argument("recipe", required=False)
 @click.option("--dataset", "-d", help="Dataset name (overrides the recipe's).")
 @click.option("--model", "-m", help="Model name (overrides the recipe's).")
 @click.option("--loss", "-l", help="Loss name (overrides the recipe's).")
-@click.option("--epochs", type=int, help="Passes over the training split.")
+@click.option("--epochs", type=int, help="Total passes over the training split.")
 @click.option("--batch-size", type=int, help="Samples per optimizer step.")
 @click.option("--lr", type=float, help="Learning rate.")
 @click.option("--optimizer", help="sgd, adam, adamw, rmsprop or adagrad.")
+@click.option("--schedule", help="Learning-rate schedule: none, cosine, step or plateau.")
+@click.option("--weight-decay", type=float, help="L2 penalty.")
+@click.option("--patience", type=int, help="Early stopping: epochs without improvement (0: off).")
+@click.option("--monitor", help="Validation figure for early stopping and best weights (val_loss, val_accuracy, ...).")
 @click.option("--seed", type=int, help="Seed for splits, initialisation and shuffling.")
 @click.option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="A hyperparameter, e.g. model.hidden=64,64 or dropout=0.1 (repeatable).")
+              help="A hyperparameter or setting, e.g. model.hidden=64,64, dropout=0.1, clip_grad=1 (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML, YAML or JSON file with the same keys as the flags (a run's config.json repeats it).")
+@click.option("--print-config", is_flag=True, help="Print the fully resolved config as JSON and exit.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue this run directory (only --epochs, the total, and --device may change).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to create (default runs/<name>-<time>).")
-@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
-def train_cmd(recipe, dataset, model, loss, epochs, batch_size, lr, optimizer, seed, device, sets, out, quiet):
-    """Train RECIPE, or --dataset/--model/--loss, and save a run directory."""
-    from .config import parse_sets, resolve
+@click.option("--plot", is_flag=True, help="Also write the run's pictures (as 'zoo plot').")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, resume_dir, out, plot, quiet, **flags):
+    """Train RECIPE, or --dataset/--model/--loss, and save a run directory.
 
-    cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=parse_sets(sets), epochs=epochs,
-                  batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed, device=device)
-    from . import engine
+    \b
+    zoo train regression-mlp
+    zoo train --dataset moons --model mlp --loss cross-entropy --set hidden=32,32
+    zoo train --config experiment.toml --epochs 50
+    zoo train --resume runs/regression-mlp-20261126-151201 --epochs 120
+    """
+    from .config import load_config_file, parse_sets, resolve
+    from .progress import reporter_for
 
-    log = None if quiet else (lambda msg: click.echo(msg, err=True))
-    run = engine.fit(cfg, out=out, log=log)
+    if resume_dir is not None:
+        extra = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k not in ("epochs", "device")]
+        extra += [f for f, v in (("RECIPE", recipe), ("--dataset", dataset), ("--model", model), ("--loss", loss),
+                                 ("--set", sets), ("--config", config_file), ("--out", out),
+                                 ("--print-config", print_config)) if v]
+        if extra:
+            raise UsageError(f"--resume continues a run with its own config; only --epochs (the total) and --device "
+                             f"may be given, not {', '.join(extra)}")
+        from . import engine
+        from .config import check_device
+
+        if flags["device"]:
+            check_device(flags["device"])
+        run = engine.resume(resume_dir, epochs=flags["epochs"], device=flags["device"], reporter=reporter_for(quiet))
+    else:
+        base = load_config_file(config_file) if config_file else None
+        cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=parse_sets(sets), base=base, **flags)
+        if print_config:
+            click.echo(json.dumps(cfg, indent=2))
+            return
+        from . import engine
+
+        run = engine.fit(cfg, out=out, reporter=reporter_for(quiet))
     for split in ("val", "test"):
         click.echo(f"{split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in run.metrics[split].items()))
-    click.echo(f"saved {run.dir}/model.safetensors (reload check passed)")
+    note = f", best epoch {run.best_epoch} of {len(run.history)}" if run.best_epoch != len(run.history) else ""
+    click.echo(f"saved {run.dir}/model.safetensors ({run.status}{note}; reload check passed)")
+    if plot:
+        from .plots import plot_run
+
+        for path in plot_run(run.dir):
+            click.echo(f"wrote {path}")
 
 
 @main.command("eval")
@@ -226,3 +272,13 @@ def new_plugin_cmd(name: str, parent_dir: str) -> None:
     click.echo(f"  pip install -e {shown}")
     click.echo("  zoo list")
     click.echo(f"  cd {shown} && python -m pytest")
+
+
+def _register_run_commands() -> None:
+    from .cli_runs import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_run_commands()

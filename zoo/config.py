@@ -14,21 +14,41 @@ from .registry import Entry, Registry, get_registry
 from .spec import Param
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("none", "cosine", "step", "plateau")
 
-#: Training settings, validated like component hyperparameters.
+#: Training settings, validated like component hyperparameters. The CLI has a flag for
+#: the common ones; every one can be set with ``--set train.KEY=VALUE`` or in a config file.
 TRAIN_PARAMS: dict[str, Param] = {
-    "epochs": Param("int", 20, "number of passes over the training split", min=1),
+    "epochs": Param("int", 20, "total passes over the training split", min=1),
     "batch_size": Param("int", 32, "samples per optimizer step", min=1),
     "lr": Param("float", 1e-3, "learning rate", min=0.0),
     "optimizer": Param("str", "adam", "optimizer", choices=OPTIMIZERS),
     "momentum": Param("float", 0.0, "momentum (sgd, rmsprop)", min=0.0),
+    "nesterov": Param("bool", False, "Nesterov momentum (sgd; needs momentum > 0)"),
     "weight_decay": Param("float", 0.0, "L2 penalty (decoupled for adamw)", min=0.0),
-    "schedule": Param("str", "none", "learning-rate schedule over the run", choices=("none", "cosine", "step")),
+    "l1": Param("float", 0.0, "L1 penalty on the weights, added to the loss", min=0.0),
+    "clip_grad": Param("float", 0.0, "clip the gradient norm to this value (0: off)", min=0.0),
+    "schedule": Param("str", "none", "learning-rate schedule", choices=SCHEDULES),
+    "step_size": Param("int", 10, "step schedule: epochs between learning-rate drops", min=1),
+    "gamma": Param("float", 0.1, "step and plateau schedules: factor of each drop", min=0.0),
+    "plateau_patience": Param("int", 5, "plateau schedule: epochs without improvement before a drop", min=1),
+    "warmup_epochs": Param("float", 0.0, "linear learning-rate warm-up over this many epochs", min=0.0),
+    "monitor": Param("str", "val_loss", "validation figure for early stopping, best weights and plateau: "
+                     "val_loss or val_<metric>"),
+    "patience": Param("int", 0, "early stopping: epochs without improvement before stopping (0: off)", min=0),
+    "min_delta": Param("float", 0.0, "early stopping: the smallest change that counts as improvement", min=0.0),
     "scale_targets": Param("bool", True, "regression: the model learns standardised targets and its output "
                            "layer maps back to the data's units"),
     "seed": Param("int", 0, "seed for data splits, initialisation and shuffling"),
     "device": Param("str", "auto", "auto, cpu, cuda or cuda:N"),
 }
+
+#: Keys a run's config.json holds beyond the settings; accepted (and recomputed) when a
+#: config.json is given back with --config.
+DERIVED_KEYS = ("dataset_plugin", "model_plugin", "loss_plugin", "meta", "target", "out_features", "zoo_version")
+CONFIG_KEYS = ("recipe", "dataset", "model", "loss", "dataset_params", "model_params", "loss_params", *TRAIN_PARAMS)
+MINIMIZE = ("loss", "mse", "mae")
+
 
 COMPONENTS = ("dataset", "model", "loss")
 
@@ -69,6 +89,45 @@ def check_combination(dataset: Entry, model: Entry, loss: Entry, registry: Regis
         )
 
 
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read a TOML, YAML or JSON config file; unknown keys and bad shapes are errors naming the key."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"config file {p} does not exist")
+    text = p.read_text(encoding="utf-8")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise UsageError(f"config file {p} must end in .toml, .yaml, .yml or .json")
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each parser has its own error type
+        raise UsageError(f"config file {p} cannot be parsed: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {p} must hold a table of settings, not {type(data).__name__}")
+    for key, value in data.items():
+        if key not in CONFIG_KEYS and key not in DERIVED_KEYS:
+            raise UsageError(f"config file {p}: unknown key '{key}'{did_you_mean(key, CONFIG_KEYS)}")
+        if key.endswith("_params") and not isinstance(value, dict):
+            raise UsageError(f"config file {p}: '{key}' must be a table of hyperparameters")
+        if key in ("recipe", "dataset", "model", "loss") and value is not None and not isinstance(value, str):
+            raise UsageError(f"config file {p}: '{key}' must be a name, not {value!r}")
+    return {k: v for k, v in data.items() if k not in DERIVED_KEYS}
+
+
 def parse_sets(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     """``["model.hidden=64,64", "lr=0.1"]`` -> ``{"model.hidden": "64,64", "lr": "0.1"}``."""
     out: dict[str, str] = {}
@@ -88,15 +147,20 @@ def resolve(
     loss: str | None = None,
     sets: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
+    base: Mapping[str, Any] | None = None,
     **train: Any,
 ) -> dict[str, Any]:
     """Return the fully resolved run config (a JSON-able dict) or raise UsageError.
 
     ``sets`` maps ``component.param`` (or a bare ``param`` that only one component
     has) to a value; ``train`` holds training settings (``epochs``, ``lr``, ...).
-    Explicit components override the recipe's.
+    Explicit components override the recipe's. ``base`` is a config file's content
+    (see :func:`load_config_file`): recipe < base < explicit arguments.
     """
     reg = registry or get_registry()
+    base = dict(base or {})
+    recipe = recipe or base.get("recipe")
+    dataset, model, loss = dataset or base.get("dataset"), model or base.get("model"), loss or base.get("loss")
     rec = None
     if recipe is not None:
         rec = reg.get("recipe", recipe).spec
@@ -122,6 +186,10 @@ def resolve(
             if entries[comp].spec.name == getattr(rec, comp):
                 given[comp].update(params)
         settings.update(rec.train)
+    for comp in COMPONENTS:
+        if base.get(f"{comp}_params"):
+            given[comp].update(base[f"{comp}_params"])
+    settings.update({k: v for k, v in base.items() if k in TRAIN_PARAMS})
     for key, value in (sets or {}).items():
         comp, dot, pname = key.partition(".")
         if dot:
@@ -164,7 +232,24 @@ def resolve(
     for key, p in TRAIN_PARAMS.items():
         cfg[key] = p.check(key, settings[key]) if key in settings else p.default
     check_device(cfg["device"])
+    check_monitor(cfg["monitor"], entries["dataset"].spec.tasks[0])
+    if cfg["nesterov"] and (cfg["optimizer"] != "sgd" or cfg["momentum"] <= 0):
+        raise UsageError("nesterov needs --optimizer sgd and momentum > 0")
     return cfg
+
+
+def check_monitor(monitor: str, task: str) -> None:
+    from .metric_names import TASK_METRICS
+
+    valid = ["val_loss"] + [f"val_{m}" for m in TASK_METRICS[task]]
+    if monitor not in valid:
+        raise UsageError(f"monitor '{monitor}' is not reported for a {task} task{did_you_mean(monitor, valid)} "
+                         f"(choose from {', '.join(valid)})")
+
+
+def minimize(monitor: str) -> bool:
+    """Whether a smaller value of the monitored figure is better."""
+    return monitor.removeprefix("val_") in MINIMIZE
 
 
 def check_device(device: str) -> None:

@@ -1,14 +1,20 @@
-"""The training engine: build the parts, fit, evaluate, save, verify the reload.
+"""The training engine: build the parts, fit, evaluate, checkpoint, resume, verify the reload.
 
 The dataset is held in memory as tensors on the training device and batched by
-index, so there is no DataLoader, no per-sample Python and no per-step host sync.
+index, so there is no DataLoader, no per-sample Python and no per-step host sync on
+CUDA. Everything a resume needs is written after every epoch as safetensors + JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import io
+import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,30 +23,48 @@ from typing import Any, Callable
 import torch
 
 from . import __version__, checkpoint, metrics, runs
-from .config import Combination, entries_for
+from .config import Combination, entries_for, minimize
 from .data import DataMeta, Splits
 from .errors import CheckpointError, UsageError, ZooError
 from .files import write_json, write_text
+from .progress import LineReporter, Reporter
 from .registry import Registry
 
 EVAL_BATCH = 4096
 RELOAD_CHECK_SAMPLES = 256
 
 
+class TrainingInterrupted(ZooError):
+    """SIGINT or SIGTERM ended the run after a clean epoch; it can be resumed."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class NonFiniteLoss(ZooError):
+    """The training loss became NaN or infinite."""
+
+
 @dataclass
 class Run:
-    """A finished training run: where it is, what it was, how it went."""
+    """A training run: where it is, what it was, how it went."""
 
     dir: Path
     config: dict[str, Any]
     history: list[dict[str, float]]
     metrics: dict[str, dict[str, float]]
     model: torch.nn.Module = field(repr=False)
+    status: str = "finished"
+    best_epoch: int | None = None
 
     def __repr__(self) -> str:
         name = metrics.TASK_METRICS[self.config["meta"]["task"]][0]
         value = self.metrics.get("test", {}).get(name, float("nan"))
-        return f"Run({str(self.dir)!r}, epochs={len(self.history)}, test {name}={value:.4g})"
+        return f"Run({str(self.dir)!r}, epochs={len(self.history)}, status={self.status}, test {name}={value:.4g})"
+
+
+# -- building the parts ------------------------------------------------------------------
 
 
 def pick_device(name: str) -> torch.device:
@@ -94,13 +118,6 @@ def uses_target_scale(cfg: dict[str, Any]) -> bool:
 
 
 def build_model(combo: Combination, cfg: dict[str, Any], meta: DataMeta) -> torch.nn.Module:
-    model = _build_net(combo, cfg, meta)
-    if uses_target_scale(cfg):
-        model = TargetScale(model, out_features(meta, cfg["target"]))
-    return model
-
-
-def _build_net(combo: Combination, cfg: dict[str, Any], meta: DataMeta) -> torch.nn.Module:
     factory = combo.model.load()
     try:
         model = factory(tuple(meta.input_shape), out_features(meta, cfg["target"]), **cfg["model_params"])
@@ -113,11 +130,19 @@ def _build_net(combo: Combination, cfg: dict[str, Any], meta: DataMeta) -> torch
         ) from exc
     if not isinstance(model, torch.nn.Module):
         raise ZooError(f"model '{combo.model.name}' implementation returned {type(model).__name__}, not an nn.Module")
+    if uses_target_scale(cfg):
+        model = TargetScale(model, out_features(meta, cfg["target"]))
     return model
 
 
 def build_loss(combo: Combination, cfg: dict[str, Any], device: torch.device | None = None) -> Callable:
-    loss_fn = combo.loss.load()(**cfg["loss_params"])
+    try:
+        loss_fn = combo.loss.load()(**cfg["loss_params"])
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise ZooError(f"loss '{combo.loss.name}' could not be built with {cfg['loss_params']}: "
+                       f"{type(exc).__name__}: {exc}") from exc
     if isinstance(loss_fn, torch.nn.Module) and device is not None:
         loss_fn = loss_fn.to(device)  # buffers such as pos_weight follow the model
     return loss_fn
@@ -125,7 +150,13 @@ def build_loss(combo: Combination, cfg: dict[str, Any], device: torch.device | N
 
 def load_data(combo: Combination, cfg: dict[str, Any]) -> Splits:
     ds = combo.dataset
-    splits = ds.load()(seed=cfg["seed"], **cfg["dataset_params"])
+    try:
+        splits = ds.load()(seed=cfg["seed"], **cfg["dataset_params"])
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise ZooError(f"dataset '{ds.name}' could not be loaded with {cfg['dataset_params']}: "
+                       f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(splits, Splits):
         raise ZooError(f"dataset '{ds.name}' returned {type(splits).__name__}, not zoo.data.Splits")
     if splits.meta.task != ds.spec.tasks[0]:
@@ -136,7 +167,7 @@ def load_data(combo: Combination, cfg: dict[str, Any]) -> Splits:
 def make_optimizer(cfg: dict[str, Any], params) -> torch.optim.Optimizer:
     name, lr, wd, mom = cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"]
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd, nesterov=cfg["nesterov"])
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if name == "adamw":
@@ -148,14 +179,68 @@ def make_optimizer(cfg: dict[str, Any], params) -> torch.optim.Optimizer:
     raise UsageError(f"unknown optimizer '{name}'")
 
 
-def make_scheduler(cfg: dict[str, Any], optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    """A per-step learning-rate schedule (or None)."""
-    total = cfg["epochs"] * steps_per_epoch
-    if cfg["schedule"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    if cfg["schedule"] == "step":  # divide by 10 at 50% and 75% of the run
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [total // 2, total * 3 // 4], gamma=0.1)
-    return None
+class LRSchedule:
+    """Learning-rate factor per optimizer step: warm-up times cosine, step or plateau.
+
+    Its whole state is a few numbers (saved as JSON), so a resumed run continues it
+    exactly. ``cosine`` decays to zero over the run's planned total of steps.
+    """
+
+    def __init__(self, cfg: dict[str, Any], steps_per_epoch: int) -> None:
+        self.kind = cfg["schedule"]
+        self.base = cfg["lr"]
+        self.spe = steps_per_epoch
+        self.total = cfg["epochs"] * steps_per_epoch
+        self.warmup = int(round(cfg["warmup_epochs"] * steps_per_epoch))
+        self.step_size, self.gamma, self.patience = cfg["step_size"], cfg["gamma"], cfg["plateau_patience"]
+        self.plateau_scale = 1.0
+        self.plateau_best: float | None = None
+        self.plateau_bad = 0
+        self.lower_is_better = minimize(cfg["monitor"])
+        self.active = self.kind != "none" or self.warmup > 0
+
+    def factor(self, step: int) -> float:
+        f = 1.0
+        if self.kind == "cosine":
+            span = max(1, self.total - self.warmup)
+            t = min(max(step - self.warmup, 0), span)
+            f = 0.5 * (1.0 + math.cos(math.pi * t / span))
+        elif self.kind == "step":
+            f = self.gamma ** (step // self.spe // self.step_size)
+        elif self.kind == "plateau":
+            f = self.plateau_scale
+        if self.warmup and step < self.warmup:
+            f *= (step + 1) / self.warmup
+        return f
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        lr = self.base * self.factor(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+    def epoch_end(self, value: float) -> None:
+        if self.kind != "plateau":
+            return
+        better = self.plateau_best is None or (value < self.plateau_best if self.lower_is_better
+                                               else value > self.plateau_best)
+        if better:
+            self.plateau_best, self.plateau_bad = value, 0
+        else:
+            self.plateau_bad += 1
+            if self.plateau_bad >= self.patience:
+                self.plateau_scale *= self.gamma
+                self.plateau_bad = 0
+
+    def state(self) -> dict[str, Any]:
+        return {"plateau_scale": self.plateau_scale, "plateau_best": self.plateau_best, "plateau_bad": self.plateau_bad}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.plateau_scale = state["plateau_scale"]
+        self.plateau_best = state["plateau_best"]
+        self.plateau_bad = state["plateau_bad"]
+
+
+# -- evaluation --------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -176,102 +261,348 @@ def evaluate_split(model, loss_fn, X, y, task, target) -> dict[str, float]:
     return res
 
 
-def fit(cfg: dict[str, Any], *, registry: Registry | None = None, out: str | None = None,
-        log: Callable[[str], None] | None = None) -> Run:
-    """Train the resolved config ``cfg`` (see :func:`zoo.config.resolve`) and save a run."""
-    log = log or (lambda msg: None)
-    combo = entries_for(cfg, registry)
-    device = pick_device(cfg["device"])
-    seed = cfg["seed"]
-    torch.manual_seed(seed)
+# -- the checkpoint a resume needs -------------------------------------------------------
 
-    splits = load_data(combo, cfg)
-    meta, task = splits.meta, splits.meta.task
-    cfg = {**cfg, "target": combo.loss.spec.target, "meta": meta.to_json(), "zoo_version": __version__}
-    cfg["out_features"] = out_features(meta, cfg["target"])
-    torch.manual_seed(seed)
-    model = build_model(combo, cfg, meta)
-    if isinstance(model, TargetScale):
-        y = adapt_targets(splits.train[1], cfg["target"])
-        model.mean.copy_(y.mean(0))
-        model.std.copy_(y.std(0).clamp_min(1e-12))
-    model = model.to(device)
-    loss_fn = build_loss(combo, cfg, device)
-    optimizer = make_optimizer(cfg, model.parameters())
-    steps_per_epoch = -(-len(splits.train[0]) // cfg["batch_size"])
-    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
+CKPT_MODEL = runs.LAST
+CKPT_OPTIM = "optimizer.safetensors"
+CKPT_RNG = "rng.safetensors"
+CKPT_STATE = "trainer.json"
 
-    stem = cfg["recipe"] or f"{cfg['dataset']}-{cfg['model']}-{cfg['loss']}"
-    run_dir = runs.create_run_dir(stem, out)
-    status = {"status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "zoo_version": __version__}
-    write_json(run_dir / runs.STATUS, status)
-    write_json(run_dir / runs.CONFIG, cfg)
-    if splits.preprocess:
-        checkpoint.save_weights(splits.preprocess, run_dir / runs.PREPROCESS, {"kind": "preprocess"})
 
-    Xtr, ytr = (t.to(device) for t in splits.train)
-    Ttr = adapt_targets(ytr, cfg["target"])
-    Xva, yva = (t.to(device) for t in splits.val)
-    n, bs = len(Xtr), cfg["batch_size"]
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    history: list[dict[str, float]] = []
-    t0 = time.perf_counter()
-    log(f"training {stem} on {device} ({n} train / {len(Xva)} val samples) -> {run_dir}")
+def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, plain = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v
+            else:
+                plain.setdefault(str(pid), {})[k] = v
+    return tensors, {"param_groups": sd["param_groups"], "state": plain}
+
+
+def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, t in tensors.items():
+        pid, _, name = key.partition(".")
+        state.setdefault(int(pid), {})[name] = t
+    for pid, values in meta["state"].items():
+        state.setdefault(int(pid), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _rng_tensors(gen: torch.Generator) -> dict[str, torch.Tensor]:
+    out = {"torch": torch.get_rng_state(), "shuffle": gen.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"cuda.{i}"] = s
+    return out
+
+
+def _restore_rng(tensors: dict[str, torch.Tensor], gen: torch.Generator) -> None:
+    torch.set_rng_state(tensors["torch"])
+    gen.set_state(tensors["shuffle"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda."))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+
+
+# -- signals -----------------------------------------------------------------------------
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+
+@contextlib.contextmanager
+def _graceful_signals(flag: _StopFlag):
+    """The first SIGINT/SIGTERM sets ``flag`` (the epoch ends cleanly); a second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum, frame):
+        if flag.signum is not None:  # second signal: stop now
+            raise KeyboardInterrupt
+        flag.signum = signum
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
     try:
-        for epoch in range(1, cfg["epochs"] + 1):
-            model.train()
-            perm = torch.randperm(n, generator=gen).to(device)
-            total = torch.zeros((), device=device)
-            for i in range(0, n, bs):
-                idx = perm[i : i + bs]
-                xb, tb = Xtr.index_select(0, idx), Ttr.index_select(0, idx)
-                loss = loss_fn(model(xb), tb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                total += loss.detach() * len(idx)
-            train_loss = float(total) / n
-            if not math.isfinite(train_loss):
-                raise ZooError(
-                    f"training loss became {train_loss} in epoch {epoch}; lower the learning rate "
-                    f"(now {cfg['lr']}) or check the inputs are normalised"
-                )
-            val = evaluate_split(model, loss_fn, Xva, yva, task, cfg["target"])
-            row = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
-                   "time": round(time.perf_counter() - t0, 4)}
-            history.append(row)
-            log(_epoch_line(row, cfg["epochs"]))
-        write_text(run_dir / runs.HISTORY, _history_csv(history))
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
+
+# -- the trainer -------------------------------------------------------------------------
+
+
+class Trainer:
+    """One run: set up from a resolved config (or a run directory to resume), then train."""
+
+    def __init__(self, cfg: dict[str, Any], run_dir: Path | None, *, registry: Registry | None = None,
+                 reporter: Reporter | None = None, out: str | Path | None = None) -> None:
+        self.reporter = reporter or Reporter()
+        self.combo = entries_for(cfg, registry)
+        self.registry = registry
+        self.device = pick_device(cfg["device"])
+        seed = cfg["seed"]
+        torch.manual_seed(seed)
+        self.splits = load_data(self.combo, cfg)
+        meta = self.splits.meta
+        self.task = meta.task
+        cfg = {**cfg, "target": self.combo.loss.spec.target, "meta": meta.to_json(), "zoo_version": __version__}
+        cfg["out_features"] = out_features(meta, cfg["target"])
+        self.cfg = cfg
+        torch.manual_seed(seed)
+        model = build_model(self.combo, cfg, meta)
+        if isinstance(model, TargetScale):
+            y = adapt_targets(self.splits.train[1], cfg["target"])
+            model.mean.copy_(y.mean(0))
+            model.std.copy_(y.std(0).clamp_min(1e-12) if len(y) > 1 else torch.ones_like(model.std))
+        self.model = model.to(self.device)
+        self.loss_fn = build_loss(self.combo, cfg, self.device)
+        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.steps_per_epoch = -(-len(self.splits.train[0]) // cfg["batch_size"])
+        self.schedule = LRSchedule(cfg, self.steps_per_epoch)
+        self.gen = torch.Generator(device="cpu").manual_seed(seed)
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0
+        self.best: dict[str, Any] = {"value": None, "epoch": None, "bad_epochs": 0}
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.lower_is_better = minimize(cfg["monitor"])
+        if run_dir is None:
+            stem = cfg["recipe"] or f"{cfg['dataset']}-{cfg['model']}-{cfg['loss']}"
+            run_dir = runs.create_run_dir(stem, out)
+            self.status = {"status": "running", "started": _now(), "zoo_version": __version__}
+            write_json(run_dir / runs.STATUS, self.status)
+            write_json(run_dir / runs.CONFIG, cfg)
+            if self.splits.preprocess:
+                checkpoint.save_weights(self.splits.preprocess, run_dir / runs.PREPROCESS, {"kind": "preprocess"})
+        else:
+            self.status = runs.read_status(run_dir)
+        self.run_dir = Path(run_dir)
+
+    # -- checkpoint -------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        tag = {"epoch": str(self.epoch)}
+        d = self.run_dir
+        checkpoint.save_weights(self.model, d / CKPT_MODEL, {**self._weights_meta(), **tag}, fsync=False)
+        tensors, plain = _optimizer_split(self.optimizer)
+        checkpoint.save_weights(tensors, d / CKPT_OPTIM, {**tag, "optimizer": json.dumps(plain)}, fsync=False)
+        checkpoint.save_weights(_rng_tensors(self.gen), d / CKPT_RNG, tag, fsync=False)
+        write_text(d / runs.HISTORY, _history_csv(self.history), fsync=False)
+        state = {"epoch": self.epoch, "history": self.history, "best": self.best, "schedule": self.schedule.state()}
+        write_json(d / CKPT_STATE, state, fsync=False)  # written last: it commits the checkpoint
+
+    def restore_checkpoint(self) -> None:
+        d = self.run_dir
+        if not (d / CKPT_STATE).is_file():
+            raise UsageError(f"{d} has no checkpoint to resume from (no {CKPT_STATE}); it was interrupted before "
+                             "its first epoch ended or was made by an older zoo")
+        try:
+            state = json.loads((d / CKPT_STATE).read_text())
+        except ValueError as exc:
+            raise CheckpointError(f"{d / CKPT_STATE} is not valid JSON: {exc}") from None
+        epoch = str(state["epoch"])
+        meta = checkpoint.load_weights(self.model, d / CKPT_MODEL)
+        opt_tensors, opt_meta = checkpoint.read_weights(d / CKPT_OPTIM)
+        rng, rng_meta = checkpoint.read_weights(d / CKPT_RNG)
+        for name, m in ((CKPT_MODEL, meta), (CKPT_OPTIM, opt_meta), (CKPT_RNG, rng_meta)):
+            if m.get("epoch") != epoch:
+                raise CheckpointError(f"{d / name} is from epoch {m.get('epoch')} but {CKPT_STATE} from epoch "
+                                      f"{epoch}: the checkpoint is inconsistent")
+        self.optimizer.load_state_dict(_optimizer_join(opt_tensors, json.loads(opt_meta["optimizer"])))
+        _restore_rng(rng, self.gen)
+        self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
+        self.schedule.load(state["schedule"])
+        if (d / runs.WEIGHTS).is_file() and self.best["epoch"] is not None:
+            best_model = copy.deepcopy(self.model)
+            checkpoint.load_weights(best_model, d / runs.WEIGHTS)
+            self.best_state = {k: v.detach().clone() for k, v in best_model.state_dict().items()}
+
+    def _weights_meta(self) -> dict[str, str]:
+        c = self.cfg
+        return {"format": "zoo-weights/1", "zoo_version": __version__, "recipe": c["recipe"] or "",
+                "dataset": c["dataset"], "model": c["model"], "loss": c["loss"]}
+
+    # -- training ---------------------------------------------------------------------
+
+    def _improved(self, value: float) -> bool:
+        best = self.best["value"]
+        if best is None:
+            return True
+        delta = self.cfg["min_delta"]
+        return value < best - delta if self.lower_is_better else value > best + delta
+
+    def train_epoch(self, Xtr, Ttr, flag: _StopFlag) -> float:
+        cfg, model, opt, loss_fn = self.cfg, self.model, self.optimizer, self.loss_fn
+        n, bs = len(Xtr), cfg["batch_size"]
+        l1, clip = cfg["l1"], cfg["clip_grad"]
+        schedule = self.schedule if self.schedule.active else None
+        weights = [p for name, p in model.named_parameters() if p.dim() > 1] if l1 else []
+        on_cpu = self.device.type == "cpu"
+        step0 = (self.epoch) * self.steps_per_epoch
+        reporter = self.reporter
+        model.train()
+        perm = torch.randperm(n, generator=self.gen).to(self.device, non_blocking=True)
+        total = torch.zeros((), device=self.device)
+        first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        for b, i in enumerate(range(0, n, bs)):
+            if schedule is not None:
+                schedule.apply(opt, step0 + b)
+            idx = perm[i : i + bs]
+            loss = loss_fn(model(Xtr.index_select(0, idx)), Ttr.index_select(0, idx))
+            if on_cpu and not math.isfinite(loss.item()):
+                self._non_finite(b + 1, loss.item())
+            total += loss.detach() * len(idx)
+            if l1:
+                loss = loss + l1 * sum(w.abs().sum() for w in weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            if not on_cpu:
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
+                                        torch.tensor(b + 1, device=self.device), first_bad)
+            reporter.batch(loss.detach())
+        train_loss = float(total) / n
+        if not math.isfinite(train_loss):
+            self._non_finite(int(first_bad) if int(first_bad) > 0 else None, train_loss)
+        return train_loss
+
+    def _non_finite(self, batch: int | None, value: float) -> None:
+        where = f"epoch {self.epoch + 1}" + (f", batch {batch}" if batch else "")
+        kept = (f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}" if self.epoch
+                else "")
+        raise NonFiniteLoss(
+            f"the training loss became {value} in {where}: lower the learning rate (now {self.cfg['lr']}), "
+            f"clip gradients (--set clip_grad=1.0) or check that the inputs are normalised{kept}"
+        )
+
+    def run(self, epochs: int | None = None) -> Run:
+        cfg = self.cfg
+        epochs = epochs or cfg["epochs"]
+        dev = self.device
+        Xtr, ytr = (t.to(dev) for t in self.splits.train)
+        Ttr = adapt_targets(ytr, cfg["target"])
+        Xva, yva = (t.to(dev) for t in self.splits.val)
+        flag = _StopFlag()
+        stopped_early = False
+        t0 = time.perf_counter() - (self.history[-1]["time"] if self.history else 0.0)
+        self.reporter.message(
+            f"training {self.run_dir.name} on {dev} ({len(Xtr)} train / {len(Xva)} val samples, "
+            f"epochs {self.epoch + 1}-{epochs}) -> {self.run_dir}")
+        self.status.update(status="running")
+        self.status.pop("error", None)
+        write_json(self.run_dir / runs.STATUS, self.status)
+        try:
+            with _graceful_signals(flag):
+                while self.epoch < epochs:
+                    if self.patience_exhausted():
+                        stopped_early = True
+                        break
+                    self.reporter.epoch_start(self.epoch + 1, epochs, self.steps_per_epoch)
+                    train_loss = self.train_epoch(Xtr, Ttr, flag)
+                    self.epoch += 1
+                    val = evaluate_split(self.model, self.loss_fn, Xva, yva, self.task, cfg["target"])
+                    row = {"epoch": self.epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
+                           "lr": self.optimizer.param_groups[0]["lr"], "time": round(time.perf_counter() - t0, 4)}
+                    self.history.append(row)
+                    value = row[cfg["monitor"]]
+                    self.schedule.epoch_end(value)
+                    if self._improved(value):
+                        self.best = {"value": value, "epoch": self.epoch, "bad_epochs": 0}
+                        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                        checkpoint.save_weights(self.best_state, self.run_dir / runs.WEIGHTS,
+                                                {**self._weights_meta(), "epoch": str(self.epoch)}, fsync=False)
+                    else:
+                        self.best["bad_epochs"] += 1
+                    self.save_checkpoint()
+                    self.reporter.epoch_end(row, epochs)
+                    if flag.signum is not None:
+                        name = signal.Signals(flag.signum).name
+                        self.status.update(status="interrupted", epochs=self.epoch, signal=name)
+                        write_json(self.run_dir / runs.STATUS, self.status)
+                        raise TrainingInterrupted(
+                            f"{name} received: stopped cleanly after epoch {self.epoch}/{epochs}; resume with "
+                            f"'zoo train --resume {self.run_dir}'", flag.signum)
+                if not stopped_early and self.patience_exhausted() and self.epoch < epochs:
+                    stopped_early = True
+            return self.finish(stopped_early)
+        except TrainingInterrupted:
+            raise
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            self.status.update(status="interrupted" if interrupted else "failed", epochs=self.epoch,
+                               error=None if interrupted else f"{type(exc).__name__}: {exc}")
+            write_json(self.run_dir / runs.STATUS, self.status)
+            raise
+        finally:
+            self.reporter.close()
+
+    def patience_exhausted(self) -> bool:
+        p = self.cfg["patience"]
+        return bool(p) and self.best["bad_epochs"] >= p
+
+    def finish(self, stopped_early: bool) -> Run:
+        cfg, dev = self.cfg, self.device
+        final = self.model
+        if self.best_state is not None:
+            final = copy.deepcopy(self.model)
+            final.load_state_dict(self.best_state)
         results = {}
         for split in ("train", "val", "test"):
-            X, y = (t.to(device) for t in splits.split(split))
-            results[split] = evaluate_split(model, loss_fn, X, y, task, cfg["target"])
-        weights_meta = {
-            "format": "zoo-weights/1",
-            "zoo_version": __version__,
-            "recipe": cfg["recipe"] or "",
-            "dataset": cfg["dataset"],
-            "model": cfg["model"],
-            "loss": cfg["loss"],
-        }
-        checkpoint.save_weights(model, run_dir / runs.WEIGHTS, weights_meta)
-        reload_check(model, run_dir, combo, cfg, splits.test[0][:RELOAD_CHECK_SAMPLES].to(device))
-        write_json(run_dir / runs.METRICS, results)
-        status.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), epochs=len(history),
-                      seconds=round(time.perf_counter() - t0, 3))
-        write_json(run_dir / runs.STATUS, status)
-    except BaseException as exc:
-        if history:
-            write_text(run_dir / runs.HISTORY, _history_csv(history))
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        status.update(status="interrupted" if interrupted else "failed", epochs=len(history),
-                      error=None if interrupted else f"{type(exc).__name__}: {exc}")
-        write_json(run_dir / runs.STATUS, status)
-        raise
-    return Run(run_dir, cfg, history, results, model)
+            X, y = (t.to(dev) for t in self.splits.split(split))
+            results[split] = evaluate_split(final, self.loss_fn, X, y, self.task, cfg["target"])
+        best_epoch = self.best["epoch"]
+        checkpoint.save_weights(final, self.run_dir / runs.WEIGHTS, {**self._weights_meta(),
+                                                                     "epoch": str(best_epoch)})
+        reload_check(final, self.run_dir, self.combo, cfg, self.splits.test[0][:RELOAD_CHECK_SAMPLES].to(dev))
+        write_json(self.run_dir / runs.METRICS, {"best_epoch": best_epoch, "monitor": cfg["monitor"], **results})
+        self.status.update(status="stopped early" if stopped_early else "finished", finished=_now(),
+                           epochs=self.epoch, best_epoch=best_epoch,
+                           seconds=self.history[-1]["time"] if self.history else 0.0)
+        write_json(self.run_dir / runs.STATUS, self.status)
+        if stopped_early:
+            self.reporter.message(f"stopped early after epoch {self.epoch}: {cfg['monitor']} did not improve for "
+                                  f"{cfg['patience']} epochs; keeping epoch {best_epoch}")
+        return Run(self.run_dir, cfg, self.history, results, final, self.status["status"], best_epoch)
+
+
+def fit(cfg: dict[str, Any], *, registry: Registry | None = None, out: str | Path | None = None,
+        log: Callable[[str], None] | None = None, reporter: Reporter | None = None) -> Run:
+    """Train the resolved config ``cfg`` (see :func:`zoo.config.resolve`) and save a run."""
+    if reporter is None:
+        reporter = LineReporter(log) if log else Reporter()
+    return Trainer(cfg, None, registry=registry, reporter=reporter, out=out).run()
+
+
+RESUMABLE = ("epochs", "device")
+
+
+def resume(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None,
+           registry: Registry | None = None, reporter: Reporter | None = None) -> Run:
+    """Continue a run in its own directory up to ``epochs`` in total (default: its planned total)."""
+    cfg = runs.read_config(run_dir)
+    if epochs is not None:
+        if epochs < 1:
+            raise UsageError(f"--epochs must be >= 1, not {epochs}")
+        cfg["epochs"] = epochs
+    if device is not None:
+        cfg["device"] = device
+    trainer = Trainer(cfg, Path(run_dir), registry=registry, reporter=reporter)
+    trainer.restore_checkpoint()
+    if trainer.epoch > cfg["epochs"]:
+        raise UsageError(f"{run_dir} has already trained {trainer.epoch} epochs; --epochs is the total and must be "
+                         f">= {trainer.epoch}")
+    write_json(trainer.run_dir / runs.CONFIG, trainer.cfg)
+    return trainer.run()
 
 
 def reload_check(model: torch.nn.Module, run_dir: Path, combo: Combination, cfg: dict, X: torch.Tensor) -> None:
@@ -287,12 +618,13 @@ def reload_check(model: torch.nn.Module, run_dir: Path, combo: Combination, cfg:
         )
 
 
-def load_run_model(run_dir: str | Path, device: str = "cpu", registry: Registry | None = None):
+def load_run_model(run_dir: str | Path, device: str = "cpu", registry: Registry | None = None,
+                   weights: str = runs.WEIGHTS):
     """Rebuild the run's model from its config and load its weights strictly."""
     cfg = runs.read_config(run_dir)
     combo = entries_for(cfg, registry)
     model = build_model(combo, cfg, DataMeta.from_json(cfg["meta"]))
-    checkpoint.load_weights(model, Path(run_dir) / runs.WEIGHTS)
+    checkpoint.load_weights(model, Path(run_dir) / weights)
     model.to(pick_device(device)).eval()
     return model, cfg, combo
 
@@ -307,14 +639,13 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
     return evaluate_split(model, build_loss(combo, cfg, dev), X, y, splits.meta.task, cfg["target"])
 
 
-def _epoch_line(row: dict[str, float], epochs: int) -> str:
-    width = len(str(epochs))
-    parts = [f"epoch {row['epoch']:>{width}}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
-    parts += [f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")]
-    return "  ".join(parts)
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _history_csv(history: list[dict[str, float]]) -> str:
+    if not history:
+        return ""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
     writer.writeheader()

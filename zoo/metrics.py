@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-#: Metrics reported per task; the first one is the headline figure.
-TASK_METRICS = {
-    "regression": ("mse", "mae", "r2"),
-    "binary": ("accuracy", "f1", "precision", "recall", "roc_auc"),
-    "multiclass": ("accuracy", "f1_macro"),
-}
+from .metric_names import TASK_METRICS  # noqa: F401 - re-exported
 
 
 def predictions(output: torch.Tensor, target_layout: str) -> torch.Tensor:

@@ -13,6 +13,7 @@ from .errors import UsageError
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+LAST = "last.safetensors"
 PREPROCESS = "preprocess.safetensors"
 METRICS = "metrics.json"
 HISTORY = "history.csv"

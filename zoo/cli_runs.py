@@ -1,0 +1,82 @@
+"""Commands that work on saved runs: ``zoo runs``, ``zoo predict``, ``zoo plot``.
+
+``zoo.cli`` registers every command in :data:`COMMANDS` on the ``zoo`` group. Keep
+module-level imports light: torch, numpy, scikit-learn and matplotlib are imported
+inside the commands that need them (``zoo runs`` needs none of them).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("runs")
+@click.option("--dir", "root", type=click.Path(), default=None,
+              help="Directory holding run directories (default: runs, or $ZOO_RUNS_DIR).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def runs_cmd(root: str | None, as_json: bool) -> None:
+    """List saved runs, newest first: status, epochs, best epoch and test figure."""
+    from .runlist import format_table, list_runs
+    from .runs import default_root
+
+    root_path = root if root is not None else default_root()
+    rows = list_runs(root_path)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, allow_nan=False))
+        return
+    if not rows:
+        click.echo(f"no runs in {root_path}")
+        return
+    click.echo(format_table(rows))
+
+
+@click.command("predict")
+@click.argument("run_dir", type=click.Path())
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(),
+              help="Raw inputs: a .csv (optional header row) or a .npy array.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Write the predictions CSV here (atomically) instead of to stdout.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def predict_cmd(run_dir: str, input_path: str, output: str | None, device: str) -> None:
+    """Predict with a saved run on new raw inputs; the run's preprocessing is applied.
+
+    \b
+    Output CSV: regression 'prediction' (or prediction_0..k-1) in the data's units;
+    classification 'label' then one 'prob_<class>' column per class.
+    """
+    from .config import check_device
+
+    check_device(device)
+    from .predict import predict_file
+
+    text = predict_file(run_dir, input_path, output, device=device)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        click.echo(f"wrote {text.count(chr(10)) - 1} predictions to {output}", err=True)
+
+
+@click.command("plot")
+@click.argument("run_dir", type=click.Path())
+def plot_cmd(run_dir: str) -> None:
+    """Draw a run's pictures (PNG, into the run directory) and print their paths.
+
+    \b
+    curves.png     training/validation loss and validation metrics by epoch
+    fit.png        regression on one feature: the data and the fitted curve
+    decision.png   classification on two features: decision regions and points
+    confusion.png  multiclass: the test-split confusion matrix
+    """
+    from .plots import require_matplotlib
+
+    require_matplotlib()
+    from .plots import plot_run
+
+    for path in plot_run(run_dir):
+        click.echo(str(path))
+
+
+COMMANDS: list = [runs_cmd, predict_cmd, plot_cmd]
