@@ -88,6 +88,9 @@ def split_arrays(
 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}")
+    if not (0 < val_size < 1 and 0 < test_size < 1 and val_size + test_size < 1):
+        raise ValueError(f"val_size ({val_size}) and test_size ({test_size}) must each be above 0 and add up to "
+                         "less than 1, so that every split gets samples")
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y)
     n = len(X)

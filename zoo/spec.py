@@ -41,6 +41,7 @@ class Param:
     help: str = ""
     choices: tuple | None = None
     min: float | None = None
+    max: float | None = None
 
     def __post_init__(self) -> None:
         if self.type not in PARAM_TYPES:
@@ -54,10 +55,11 @@ class Param:
         if self.choices is not None and v not in self.choices:
             choices = ", ".join(map(str, self.choices))
             raise UsageError(f"{key}={value!r} is not one of: {choices}{did_you_mean(str(v), map(str, self.choices))}")
-        if self.min is not None:
-            items = v if isinstance(v, tuple) else (v,)
-            if any(x < self.min for x in items):
-                raise UsageError(f"{key}={value!r} must be >= {self.min}")
+        items = v if isinstance(v, tuple) else (v,)
+        if self.min is not None and any(x < self.min for x in items):
+            raise UsageError(f"{key}={value!r} must be >= {self.min}")
+        if self.max is not None and any(x > self.max for x in items):
+            raise UsageError(f"{key}={value!r} must be <= {self.max}")
         return v
 
     def describe(self) -> dict:
@@ -68,6 +70,8 @@ class Param:
             d["choices"] = list(self.choices)
         if self.min is not None:
             d["min"] = self.min
+        if self.max is not None:
+            d["max"] = self.max
         return d
 
 

@@ -15,6 +15,8 @@ def l1() -> nn.Module:
 
 
 def huber(*, delta: float = 1.0) -> nn.Module:
+    if delta <= 0:
+        raise ValueError(f"delta must be > 0, got {delta}")
     return nn.HuberLoss(delta=delta)
 
 

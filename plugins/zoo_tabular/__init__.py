@@ -10,8 +10,8 @@ from zoo import DatasetSpec, ModelSpec, Param, RecipeSpec, hookimpl
 ZOO_CONTRACT = "1"
 
 _SPLIT = {
-    "val_size": Param("float", 0.2, "share of samples for validation", min=0.0),
-    "test_size": Param("float", 0.2, "share of samples for testing", min=0.0),
+    "val_size": Param("float", 0.2, "share of samples for validation (val_size + test_size < 1)", min=0.01, max=0.9),
+    "test_size": Param("float", 0.2, "share of samples for testing (val_size + test_size < 1)", min=0.01, max=0.9),
     "standardize": Param("bool", True, "standardise features with training-split statistics"),
 }
 

@@ -15,8 +15,8 @@ def zoo_datasets():
             input="image",
             impl="zoo_vision.datasets:digits",
             params={
-                "val_size": Param("float", 0.15, "share of images for validation", min=0.0),
-                "test_size": Param("float", 0.2, "share of images for testing", min=0.0),
+                "val_size": Param("float", 0.15, "share of images for validation", min=0.01, max=0.9),
+                "test_size": Param("float", 0.2, "share of images for testing", min=0.01, max=0.9),
             },
         ),
     ]
@@ -33,7 +33,7 @@ def zoo_models():
             impl="zoo_vision.models:cnn",
             params={
                 "channels": Param("int-list", (32, 64), "output channels of the two conv layers", min=1),
-                "kernel_size": Param("int", 3, "convolution kernel size (odd)", min=1),
+                "kernel_size": Param("int", 3, "convolution kernel size ('same' padding keeps the image size)", min=1),
                 "pool": Param("str", "max", "pooling after each conv", choices=("max", "avg")),
                 "dropout": Param("float", 0.25, "dropout before the linear head", min=0.0),
             },

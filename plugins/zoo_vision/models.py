@@ -16,10 +16,17 @@ def cnn(input_shape, out_features: int, *, channels=(32, 64), kernel_size: int =
         raise ValueError(f"cnn pools twice and needs images of at least 4x4, got {h}x{w}")
     Pool = nn.MaxPool2d if pool == "max" else nn.AvgPool2d
     c1, c2 = (int(x) for x in channels)
-    pad = kernel_size // 2
     return nn.Sequential(
-        nn.Conv2d(c, c1, kernel_size, padding=pad), nn.ReLU(), Pool(2),
-        nn.Conv2d(c1, c2, kernel_size, padding=pad), nn.ReLU(), Pool(2),
+        *_same_conv(c, c1, kernel_size), nn.ReLU(), Pool(2),
+        *_same_conv(c1, c2, kernel_size), nn.ReLU(), Pool(2),
         nn.Flatten(), nn.Dropout(dropout),
         nn.Linear(c2 * (h // 2 // 2) * (w // 2 // 2), out_features),
     )
+
+
+def _same_conv(cin: int, cout: int, k: int) -> list[nn.Module]:
+    """A convolution that keeps the image size; even kernels get explicit asymmetric padding."""
+    if k % 2:
+        return [nn.Conv2d(cin, cout, k, padding=k // 2)]
+    lo, hi = (k - 1) // 2, k // 2
+    return [nn.ZeroPad2d((lo, hi, lo, hi)), nn.Conv2d(cin, cout, k)]

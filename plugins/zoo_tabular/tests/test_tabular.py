@@ -457,8 +457,7 @@ def test_recipe_trains_saves_and_evaluates_to_the_same_numbers(recipe, tmp_path)
     assert math.isfinite(float(history[0]["train_loss"]))
 
     saved = json.loads((run.dir / "metrics.json").read_text())
-    assert saved == run.metrics
-    assert set(run.metrics) == {"train", "val", "test"}
+    assert all(saved[split] == run.metrics[split] for split in ("train", "val", "test"))
     assert all(math.isfinite(v) for v in run.metrics["test"].values())
     metric, floor = HEADLINE[recipe]
     assert run.metrics["test"][metric] > floor
@@ -478,3 +477,16 @@ def test_recipe_model_params_reach_the_model(tmp_path):
 def test_training_failure_is_a_zoo_error_not_a_traceback(tmp_path):
     with pytest.raises(ZooError):
         zoo.train("moons-mlp", epochs=1, quiet=True, out=tmp_path / "run", params={"model.dropout": 1.5})
+
+
+@pytest.mark.parametrize("sets, message", [
+    ({"dataset.val_size": "0"}, "val_size='0' must be >= 0.01"),
+    ({"dataset.test_size": "0.95"}, "test_size='0.95' must be <= 0.9"),
+    ({"dataset.val_size": "0.5", "dataset.test_size": "0.5"}, "must each be above 0 and add up to less than 1"),
+])
+def test_impossible_split_shares_are_clear_errors(sets, message, tmp_path):
+    from zoo.errors import ZooError
+
+    with pytest.raises(ZooError, match=message):
+        zoo.train("moons-mlp", params=sets, epochs=1, quiet=True, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,246 @@
+"""The training engine as a practitioner relies on it: stopping, resuming, configs, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import zoo
+from zoo.config import TRAIN_PARAMS, resolve
+from zoo.engine import LRSchedule
+from zoo.errors import UsageError
+
+from helpers import run_zoo
+
+SMALL = {"n_samples": 400}
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    wa, wb = load_file(str(a)), load_file(str(b))
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _history(run_dir: Path) -> list[list[str]]:
+    rows = [line.split(",") for line in (run_dir / "history.csv").read_text().splitlines()]
+    t = rows[0].index("time")
+    return [r[:t] + r[t + 1 :] for r in rows]
+
+
+def test_early_stopping_keeps_the_best_epoch_and_the_last(tmp_path):
+    run = zoo.train("moons-mlp", params=SMALL, epochs=200, patience=3, lr=0.05, schedule="none", quiet=True,
+                    out=tmp_path / "r")
+    assert run.status == "stopped early" and len(run.history) < 200
+    losses = [row["val_loss"] for row in run.history]
+    best = min(range(len(losses)), key=losses.__getitem__) + 1
+    assert run.best_epoch == best and len(run.history) == best + 3
+    status = json.loads((run.dir / "run.json").read_text())
+    assert status["status"] == "stopped early" and status["best_epoch"] == best
+    assert json.loads((run.dir / "metrics.json").read_text())["best_epoch"] == best
+    saved, last = load_file(str(run.dir / "model.safetensors")), load_file(str(run.dir / "last.safetensors"))
+    assert any(not torch.equal(saved[k], last[k]) for k in saved)  # best != last
+    model = zoo.load(run.dir)
+    assert zoo.evaluate(run.dir, split="val")["loss"] == pytest.approx(losses[best - 1], rel=1e-6)
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+
+
+def test_monitor_can_be_a_metric_and_is_validated(tmp_path):
+    run = zoo.train("moons-mlp", params=SMALL, epochs=4, monitor="val_accuracy", quiet=True, out=tmp_path / "r")
+    accs = [row["val_accuracy"] for row in run.history]
+    assert run.history[run.best_epoch - 1]["val_accuracy"] == max(accs)
+    with pytest.raises(UsageError, match="monitor 'val_acc' is not reported for a binary task; did you mean "
+                                         "'val_accuracy'"):
+        resolve("moons-mlp", monitor="val_acc")
+    with pytest.raises(UsageError, match="val_mse"):
+        resolve("digits-cnn", monitor="val_mse")
+
+
+@pytest.mark.parametrize("settings", [
+    {"optimizer": "sgd", "momentum": 0.9, "nesterov": True},
+    {"optimizer": "adamw", "weight_decay": 0.01},
+    {"optimizer": "rmsprop", "momentum": 0.5},
+    {"optimizer": "adagrad", "lr": 0.05},
+    {"optimizer": "adam", "l1": 1e-3, "clip_grad": 0.5},
+    {"schedule": "step", "step_size": 1, "gamma": 0.5},
+    {"schedule": "plateau", "plateau_patience": 1},
+    {"schedule": "cosine", "warmup_epochs": 0.5},
+], ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_every_optimizer_and_schedule_trains(settings, tmp_path):
+    run = zoo.train("blobs-mlp", epochs=3, quiet=True, out=tmp_path / "r", **settings)
+    assert run.metrics["test"]["accuracy"] > 0.8
+    assert run.config["optimizer"] == settings.get("optimizer", "adam")
+
+
+def test_l1_penalty_shrinks_weights(tmp_path):
+    plain = zoo.train("blobs-mlp", epochs=5, quiet=True, out=tmp_path / "a")
+    sparse = zoo.train("blobs-mlp", epochs=5, l1=0.05, quiet=True, out=tmp_path / "b")
+    norm = lambda m: sum(p.abs().sum().item() for p in m.parameters() if p.dim() > 1)  # noqa: E731
+    assert norm(sparse.model) < 0.8 * norm(plain.model)
+
+
+def test_nesterov_needs_sgd_with_momentum():
+    with pytest.raises(UsageError, match="nesterov needs --optimizer sgd and momentum > 0"):
+        resolve("blobs-mlp", sets={"nesterov": "true"})
+
+
+def test_learning_rate_schedules():
+    cfg = {k: p.default for k, p in TRAIN_PARAMS.items()} | {"lr": 1.0, "epochs": 10}
+    cos = LRSchedule({**cfg, "schedule": "cosine"}, steps_per_epoch=10)
+    assert cos.factor(0) == 1.0 and cos.factor(50) == pytest.approx(0.5) and cos.factor(100) == pytest.approx(0.0)
+    step = LRSchedule({**cfg, "schedule": "step", "step_size": 3, "gamma": 0.1}, steps_per_epoch=10)
+    assert [round(step.factor(e * 10), 6) for e in (0, 2, 3, 6)] == [1.0, 1.0, 0.1, 0.01]
+    warm = LRSchedule({**cfg, "warmup_epochs": 1.0}, steps_per_epoch=10)
+    assert [warm.factor(s) for s in (0, 4, 9, 10)] == [0.1, 0.5, 1.0, 1.0]
+    plateau = LRSchedule({**cfg, "schedule": "plateau", "plateau_patience": 2, "gamma": 0.5}, steps_per_epoch=10)
+    for v in (1.0, 0.9, 0.95, 0.93):  # improves, then two bad epochs
+        plateau.epoch_end(v)
+    assert plateau.factor(0) == 0.5
+    restored = LRSchedule({**cfg, "schedule": "plateau"}, 10)
+    restored.load(json.loads(json.dumps(plateau.state())))
+    assert restored.factor(0) == 0.5
+
+
+def test_a_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(tmp_path):
+    # epoch 1 trains normally, then the step schedule multiplies the lr by 1e30
+    with pytest.raises(zoo.ZooError) as err:
+        zoo.train("regression-mlp", params=SMALL, optimizer="sgd", lr=1e-3, schedule="step", step_size=1,
+                  gamma=1e30, epochs=5, quiet=True, out=tmp_path / "r")
+    msg = str(err.value)
+    assert "the training loss became" in msg and "in epoch 2, batch " in msg
+    assert "lower the learning rate" in msg and "last good checkpoint (epoch 1)" in msg
+    state = json.loads((tmp_path / "r" / "trainer.json").read_text())
+    assert state["epoch"] == 1
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "failed"
+    last = load_file(str(tmp_path / "r" / "last.safetensors"))
+    assert all(torch.isfinite(v).all() for v in last.values())
+
+
+def test_resume_after_three_epochs_equals_six_in_one_go(tmp_path):
+    common = ["train", "regression-mlp", "--set", "n_samples=600", "--schedule", "none", "-q"]
+    assert run_zoo(*common, "--epochs", "3", "--out", "a", cwd=tmp_path).returncode == 0
+    resumed = run_zoo("train", "--resume", "a", "--epochs", "6", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epochs 4-6" in resumed.stderr
+    assert run_zoo(*common, "--epochs", "6", "--out", "b", cwd=tmp_path).returncode == 0
+    assert _same_weights(tmp_path / "a" / "last.safetensors", tmp_path / "b" / "last.safetensors")
+    assert _same_weights(tmp_path / "a" / "model.safetensors", tmp_path / "b" / "model.safetensors")
+    assert _history(tmp_path / "a") == _history(tmp_path / "b")
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["epochs"] == 6
+
+
+def test_resume_refuses_other_settings_and_shorter_totals(tmp_path):
+    assert run_zoo("train", "blobs-mlp", "--epochs", "2", "--out", "a", "-q", cwd=tmp_path).returncode == 0
+    out = run_zoo("train", "--resume", "a", "--lr", "0.1", cwd=tmp_path)
+    assert out.returncode == 2 and "only --epochs (the total) and --device may be given, not --lr" in out.stderr
+    out = run_zoo("train", "--resume", "a", "--epochs", "1", cwd=tmp_path)
+    assert out.returncode == 2 and "already trained 2 epochs" in out.stderr
+    (tmp_path / "empty").mkdir()
+    out = run_zoo("train", "--resume", "empty", cwd=tmp_path)
+    assert out.returncode == 2 and "not a zoo run directory" in out.stderr
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_the_epoch_cleanly_and_the_run_resumes_exactly(tmp_path, sig, code):
+    args = [sys.executable, "-m", "zoo", "train", "regression-mlp", "--set", "n_samples=1500", "--schedule", "cosine",
+            "--epochs", "40"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
+    proc = subprocess.Popen([*args, "--out", "a"], cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
+    lines = []
+    for line in proc.stderr:  # wait until training is under way
+        lines.append(line)
+        if line.startswith("epoch  2/40"):
+            break
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    name = signal.Signals(sig).name
+    assert f"error: {name} received: stopped cleanly after epoch" in err and "zoo train --resume a" in err
+    status = json.loads((tmp_path / "a" / "run.json").read_text())
+    stopped = json.loads((tmp_path / "a" / "trainer.json").read_text())["epoch"]
+    assert status["status"] == "interrupted" and status["epochs"] == stopped and 2 <= stopped < 40
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]
+    assert run_zoo("train", "--resume", "a", "-q", cwd=tmp_path).returncode == 0
+    assert subprocess.run([*args, "--out", "b", "-q"], cwd=tmp_path, env=env, capture_output=True).returncode == 0
+    assert _same_weights(tmp_path / "a" / "last.safetensors", tmp_path / "b" / "last.safetensors")
+    assert _history(tmp_path / "a") == _history(tmp_path / "b")
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["status"] == "finished"
+
+
+def test_config_files_flags_override_and_typos_name_the_key(tmp_path):
+    (tmp_path / "exp.toml").write_text(
+        'recipe = "blobs-mlp"\nepochs = 2\nlr = 0.02\n[model_params]\nhidden = [6, 6]\n[dataset_params]\nn_samples = 300\n')
+    shown = run_zoo("train", "--config", "exp.toml", "--epochs", "3", "--set", "dropout=0.1", "--print-config",
+                    cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    cfg = json.loads(shown.stdout)
+    assert cfg["epochs"] == 3 and cfg["lr"] == 0.02 and cfg["model_params"] == {"hidden": [6, 6], "activation": "relu",
+                                                                                "dropout": 0.1}
+    assert cfg["dataset_params"]["n_samples"] == 300 and not list(tmp_path.glob("runs"))  # printing trains nothing
+    (tmp_path / "exp.yaml").write_text("recipe: blobs-mlp\nepochs: 2\nmodel_params:\n  hidden: [4]\n")
+    assert json.loads(run_zoo("train", "--config", "exp.yaml", "--print-config", cwd=tmp_path).stdout)[
+        "model_params"]["hidden"] == [4]
+    for text, message in [
+        ('recipe = "blobs-mlp"\nepoch = 2\n', "unknown key 'epoch'; did you mean 'epochs'?"),
+        ('recipe = "blobs-mlp"\nepochs = "two"\n', "epochs='two' is not a valid int"),
+        ('recipe = "blobs-mlp"\n[model_params]\nhiden = [3]\n', "model 'mlp' has no parameter 'hiden'; did you mean"),
+        ('recipe = "blobs-mlp"\nmodel_params = 3\n', "'model_params' must be a table"),
+        ('recipe = "blobs-mlp\n', "cannot be parsed"),
+    ]:
+        (tmp_path / "bad.toml").write_text(text)
+        out = run_zoo("train", "--config", "bad.toml", cwd=tmp_path)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (text, out.stderr)
+
+
+def test_a_runs_config_json_repeats_the_run(tmp_path):
+    first = zoo.train("moons-mlp", params=SMALL, epochs=2, quiet=True, out=tmp_path / "a")
+    out = run_zoo("train", "--config", str(first.dir / "config.json"), "--out", "b", "-q", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert _same_weights(first.dir / "model.safetensors", tmp_path / "b" / "model.safetensors")
+    assert _history(first.dir) == _history(tmp_path / "b")
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_silent_when_quiet(tmp_path):
+    out = run_zoo("train", "blobs-mlp", "--epochs", "2", cwd=tmp_path)
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith("training blobs-mlp-") and lines[1].startswith("epoch 1/2  train_loss ")
+    assert "\r" not in out.stderr
+    quiet = run_zoo("train", "blobs-mlp", "--epochs", "2", "-q", cwd=tmp_path)
+    assert quiet.stderr == "" and "test " in quiet.stdout
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a 120-column terminal
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "train", "moons-mlp", "--epochs", "2"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "epoch 1/2:" in text and "batch/s" in text and "loss=" in text  # the tqdm bar: batches, rate, loss
+    assert "epoch 2/2  train_loss" in text  # and the epoch's summary line
