@@ -205,3 +205,16 @@ def test_plugin_selection_by_environment(tmp_path, zoo_cli):
     assert {i["plugin"] for i in only["items"]} == {"losses"}
     skip = json.loads(zoo_cli("list", "--json", env={"ZOO_DISABLE_PLUGINS": "vision"}).stdout)
     assert "digits" not in {i["name"] for i in skip["items"]} and "mlp" in {i["name"] for i in skip["items"]}
+
+
+def test_plugins_command_shows_each_distribution_and_a_broken_one(tmp_path, zoo_cli):
+    site = install_plugin(tmp_path / "site", "zoo-broken", {"broken_plugin": BROKEN}, {"broken": "broken_plugin"})
+    out = zoo_cli("plugins", env=site_env(site))
+    assert out.returncode == 0
+    assert "tabular  zoo " in out.stdout and "entry point: tabular = zoo_tabular" in out.stdout
+    assert "models:      linear, mlp" in out.stdout and "contract:    1" in out.stdout
+    assert "broken  zoo-broken 1.0  [failed]" in out.stdout and "ModuleNotFoundError" in out.stdout
+    data = json.loads(zoo_cli("plugins", "--json", env=site_env(site)).stdout)
+    by_name = {p["name"]: p for p in data["plugins"]}
+    assert by_name["broken"]["error"].startswith("ModuleNotFoundError")
+    assert by_name["vision"]["contributes"] == {"dataset": ["digits"], "model": ["cnn"], "recipe": ["digits-cnn"]}

@@ -156,6 +156,35 @@ def info_cmd(name: str, as_json: bool) -> None:
             click.echo("  hyperparameters: none")
 
 
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def plugins_cmd(as_json: bool) -> None:
+    """Each plugin: distribution, version, entry point, contributions, and its error if it failed."""
+    reg = get_registry()
+    plugins = sorted(reg.plugins.values(), key=lambda p: p.name)
+    if as_json:
+        click.echo(json.dumps({"plugins": [p.describe() for p in plugins], "problems": reg.problems()}, indent=2))
+        return
+    if not plugins:
+        click.echo("no plugins installed (entry-point group 'zoo')")
+    for p in plugins:
+        state = click.style("failed", fg="red") if p.error else click.style("ok", fg="green")
+        click.secho(f"{p.name}", bold=True, nl=False)
+        click.echo(f"  {p.dist} {p.version}  [{state}]")
+        click.echo(f"  entry point: {p.name} = {p.value}")
+        if p.contract:
+            click.echo(f"  contract:    {p.contract}")
+        for kind in ("dataset", "model", "loss", "recipe"):
+            names = p.contributes.get(kind)
+            if names:
+                click.echo(f"  {PLURAL[kind] + ':':<12} {', '.join(names)}")
+        if p.error:
+            click.echo(f"  error:       {p.error}")
+    conflicts = [x for x in reg.problems() if "contributed by both" in x]
+    for c in conflicts:
+        click.secho(f"warning: {c}", err=True, fg="yellow")
+
+
 def _fmt_params(params) -> str:
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in params.items())
 

@@ -182,7 +182,7 @@ def zoo_losses():
             tasks=("binary", "multiclass"),
             target="index",
             impl="$module.impl:smooth_ce",
-            params={"label_smoothing": Param("float", 0.1, "label smoothing in [0, 1)", min=0.0)},
+            params={"label_smoothing": Param("float", 0.1, "label smoothing in [0, 1)", min=0.0, max=0.99)},
         ),
     ]
 
