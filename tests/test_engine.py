@@ -242,5 +242,6 @@ def test_progress_bar_on_a_terminal(tmp_path):
     os.close(master)
     text = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0
-    assert "epoch 1/2:" in text and "batch/s" in text and "loss=" in text  # the tqdm bar: batches, rate, loss
+    # the tqdm bar: epoch, batches done of 94, rate (the loss shows once the bar refreshes mid-epoch)
+    assert "epoch 1/2:" in text and "/94 [" in text and "batch/s" in text
     assert "epoch 2/2  train_loss" in text  # and the epoch's summary line

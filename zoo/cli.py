@@ -231,6 +231,11 @@ def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, res
     from .config import load_config_file, parse_sets, resolve
     from .progress import reporter_for
 
+    if plot:  # fail before training, not after, when matplotlib is missing
+        from .plots import require_matplotlib
+
+        require_matplotlib()
+
     if resume_dir is not None:
         extra = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k not in ("epochs", "device")]
         extra += [f for f, v in (("RECIPE", recipe), ("--dataset", dataset), ("--model", model), ("--loss", loss),

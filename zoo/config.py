@@ -39,6 +39,8 @@ TRAIN_PARAMS: dict[str, Param] = {
     "min_delta": Param("float", 0.0, "early stopping: the smallest change that counts as improvement", min=0.0),
     "scale_targets": Param("bool", True, "regression: the model learns standardised targets and its output "
                            "layer maps back to the data's units"),
+    "workers": Param("int", -1, "DataLoader workers for datasets that are not in-memory tensors (-1: auto)",
+                     min=-1),
     "seed": Param("int", 0, "seed for data splits, initialisation and shuffling"),
     "device": Param("str", "auto", "auto, cpu, cuda or cuda:N"),
 }
@@ -79,6 +81,12 @@ def check_combination(dataset: Entry, model: Entry, loss: Entry, registry: Regis
         raise UsageError(
             f"model '{m.name}' cannot learn dataset '{ds.name}': the dataset is a {task} task and the "
             f"model supports {', '.join(m.tasks)}"
+        )
+    missing = [r for r in lo.reads if r not in m.outputs]
+    if missing:
+        raise UsageError(
+            f"loss '{lo.name}' cannot train model '{m.name}': the loss reads {', '.join(missing)}, which the model "
+            f"does not output (it outputs {', '.join(m.outputs)})"
         )
     if task not in lo.tasks:
         fits = [e.name for e in (registry.entries("loss") if registry else []) if task in e.spec.tasks]

@@ -9,6 +9,7 @@ statistics from the training split only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,27 +49,36 @@ class DataMeta:
 
 @dataclass
 class Splits:
-    """Train, validation and test ``(X, y)`` tensors plus metadata.
+    """Train, validation and test splits plus metadata.
 
-    ``X`` is float32 ``(N, *input_shape)``. ``y`` is int64 ``(N,)`` class indices
-    for classification and float32 ``(N, num_targets)`` for regression.
-    ``preprocess`` holds the fitted transform (e.g. ``mean``/``std``) already
-    applied to ``X``, so a saved run can apply it to new inputs.
+    Each split is either an ``(X, y)`` pair of tensors (the fast path: the engine keeps
+    them on the device and batches by index) or any ``torch.utils.data.Dataset`` of
+    ``(x, y)`` samples (for data larger than memory: the engine uses a DataLoader).
+    ``X`` is float32 ``(N, *input_shape)``. ``y`` is int64 ``(N,)`` class indices for
+    classification and float32 ``(N, num_targets)`` for regression and reconstruction.
+    ``preprocess`` holds fitted tensors (e.g. ``mean``/``std``) already applied to
+    ``X``, and ``state`` any JSON-able fitted state (e.g. category lists), so that a
+    saved run can prepare new inputs the same way.
     """
 
-    train: tuple[torch.Tensor, torch.Tensor]
-    val: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor]
+    train: Any
+    val: Any
+    test: Any
     meta: DataMeta
     preprocess: dict[str, torch.Tensor] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
 
-    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def split(self, name: str):
         return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+def is_tensor_split(split) -> bool:
+    return isinstance(split, tuple) and len(split) == 2 and all(isinstance(t, torch.Tensor) for t in split)
 
 
 def split_arrays(
     X,
-    y,
+    y=None,
     *,
     task: str,
     seed: int,
@@ -92,12 +102,13 @@ def split_arrays(
         raise ValueError(f"val_size ({val_size}) and test_size ({test_size}) must each be above 0 and add up to "
                          "less than 1, so that every split gets samples")
     X = np.asarray(X, dtype=np.float32)
-    y = np.asarray(y)
     n = len(X)
+    reconstruction = task == "reconstruction"
+    y = np.zeros(n, dtype=np.float32) if reconstruction else np.asarray(y)
     if input_shape is None:
         input_shape = tuple(X.shape[1:])
     X = X.reshape(n, *input_shape)
-    classification = task != "regression"
+    classification = task in ("binary", "multiclass")
     if classification:
         classes, y = np.unique(y, return_inverse=True)
         if class_names is None:
@@ -128,6 +139,9 @@ def split_arrays(
         X = (X - mean) / std
         preprocess = {"mean": torch.from_numpy(np.ascontiguousarray(mean, dtype=np.float32)),
                       "std": torch.from_numpy(np.ascontiguousarray(std, dtype=np.float32))}
+
+    if reconstruction:
+        y = X.reshape(n, -1)
 
     def part(ix):
         ix = np.sort(ix)

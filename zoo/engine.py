@@ -24,7 +24,7 @@ import torch
 
 from . import __version__, checkpoint, metrics, runs
 from .config import Combination, entries_for, minimize
-from .data import DataMeta, Splits
+from .data import DataMeta, Splits, is_tensor_split
 from .errors import CheckpointError, UsageError, ZooError
 from .files import write_json, write_text
 from .progress import LineReporter, Reporter
@@ -114,7 +114,7 @@ class TargetScale(torch.nn.Module):
 
 
 def uses_target_scale(cfg: dict[str, Any]) -> bool:
-    return bool(cfg.get("scale_targets")) and cfg["target"] == "value"
+    return bool(cfg.get("scale_targets")) and cfg["target"] == "value" and cfg["meta"]["task"] == "regression"
 
 
 def build_model(combo: Combination, cfg: dict[str, Any], meta: DataMeta) -> torch.nn.Module:
@@ -243,22 +243,84 @@ class LRSchedule:
 # -- evaluation --------------------------------------------------------------------------
 
 
+def split_outputs(out) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A model's forward result -> (prediction, extra outputs such as a VAE's mu/logvar)."""
+    if isinstance(out, dict):
+        return out["output"], {k: v for k, v in out.items() if k != "output"}
+    return out, {}
+
+
+def compute_loss(loss_fn, out, target: torch.Tensor, reads: tuple[str, ...]) -> torch.Tensor:
+    if reads:
+        return loss_fn(out["output"], target, **{k: out[k] for k in reads})
+    return loss_fn(out["output"] if isinstance(out, dict) else out, target)
+
+
+def eval_batches(split, device: torch.device, batch_size: int = EVAL_BATCH, workers: int = 0):
+    """``(x, y)`` batches of a split on ``device``, in order."""
+    if is_tensor_split(split):
+        X, y = split
+        for i in range(0, len(X), batch_size):
+            yield X[i : i + batch_size].to(device, non_blocking=True), y[i : i + batch_size].to(device, non_blocking=True)
+        return
+    loader = torch.utils.data.DataLoader(split, batch_size=min(batch_size, 256), shuffle=False, num_workers=workers,
+                                         pin_memory=device.type == "cuda")
+    for xb, yb in loader:
+        yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def forward_all(model: torch.nn.Module, split, device: torch.device, workers: int = 0):
+    """Eval-mode outputs over a whole split: (prediction, extras, targets), concatenated."""
+    was_training = model.training
+    model.eval()
+    preds, extras, ys = [], {}, []
+    try:
+        for xb, yb in eval_batches(split, device, workers=workers):
+            p, ex = split_outputs(model(xb))
+            preds.append(p)
+            ys.append(yb)
+            for k, v in ex.items():
+                extras.setdefault(k, []).append(v)
+    finally:
+        model.train(was_training)
+    if not preds:
+        raise ZooError("cannot evaluate an empty split")
+    return torch.cat(preds), {k: torch.cat(v) for k, v in extras.items()}, torch.cat(ys)
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
-    """Raw outputs of ``model`` in eval mode, in batches."""
+    """Raw predictions of ``model`` (its ``output``) in eval mode, in batches."""
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([model(X[i : i + EVAL_BATCH]) for i in range(0, len(X), EVAL_BATCH)]) if len(X) else X
+        outs = [split_outputs(model(X[i : i + EVAL_BATCH]))[0] for i in range(0, max(len(X), 1), EVAL_BATCH)]
+        return torch.cat(outs)
     finally:
         model.train(was_training)
 
 
-def evaluate_split(model, loss_fn, X, y, task, target) -> dict[str, float]:
-    out = predict(model, X)
-    res = {"loss": float(loss_fn(out, adapt_targets(y, target)))}
-    res.update(metrics.compute(task, out, y, target))
+def evaluate_split(model, loss_fn, split, task: str, target: str, device: torch.device,
+                   reads: tuple[str, ...] = (), workers: int = 0) -> dict[str, float]:
+    """Loss and metrics of ``model`` on a split (tensor pair or Dataset)."""
+    pred, extras, y = forward_all(model, split, device, workers)
+    with torch.no_grad():
+        loss = compute_loss(loss_fn, {"output": pred, **extras} if reads else pred, adapt_targets(y, target), reads)
+    res = {"loss": float(loss)}
+    res.update(metrics.compute(task, pred, y, target))
     return res
+
+
+def head_inputs(split, n: int) -> torch.Tensor:
+    """The first ``n`` inputs of a split, as one tensor (for the reload check)."""
+    if is_tensor_split(split):
+        return split[0][:n]
+    return torch.stack([split[i][0] for i in range(min(n, len(split)))])
+
+
+def split_len(split) -> int:
+    return len(split[0]) if is_tensor_split(split) else len(split)
 
 
 # -- the checkpoint a resume needs -------------------------------------------------------
@@ -359,14 +421,16 @@ class Trainer:
         self.cfg = cfg
         torch.manual_seed(seed)
         model = build_model(self.combo, cfg, meta)
-        if isinstance(model, TargetScale):
+        if isinstance(model, TargetScale) and is_tensor_split(self.splits.train):
             y = adapt_targets(self.splits.train[1], cfg["target"])
             model.mean.copy_(y.mean(0))
             model.std.copy_(y.std(0).clamp_min(1e-12) if len(y) > 1 else torch.ones_like(model.std))
         self.model = model.to(self.device)
         self.loss_fn = build_loss(self.combo, cfg, self.device)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
-        self.steps_per_epoch = -(-len(self.splits.train[0]) // cfg["batch_size"])
+        self.reads = tuple(self.combo.loss.spec.reads)
+        self.workers = _workers(cfg.get("workers", -1))
+        self.steps_per_epoch = -(-split_len(self.splits.train) // cfg["batch_size"])
         self.schedule = LRSchedule(cfg, self.steps_per_epoch)
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
         self.history: list[dict[str, float]] = []
@@ -382,6 +446,8 @@ class Trainer:
             write_json(run_dir / runs.CONFIG, cfg)
             if self.splits.preprocess:
                 checkpoint.save_weights(self.splits.preprocess, run_dir / runs.PREPROCESS, {"kind": "preprocess"})
+            if self.splits.state:
+                write_json(run_dir / runs.PREPROCESS_STATE, self.splits.state)
         else:
             self.status = runs.read_status(run_dir)
         self.run_dir = Path(run_dir)
@@ -439,27 +505,43 @@ class Trainer:
         delta = self.cfg["min_delta"]
         return value < best - delta if self.lower_is_better else value > best + delta
 
-    def train_epoch(self, Xtr, Ttr, flag: _StopFlag) -> float:
-        cfg, model, opt, loss_fn = self.cfg, self.model, self.optimizer, self.loss_fn
-        n, bs = len(Xtr), cfg["batch_size"]
+    def _train_batches(self, train):
+        """Shuffled training batches: index the on-device tensors, or a DataLoader."""
+        bs, dev = self.cfg["batch_size"], self.device
+        if isinstance(train, tuple):
+            Xtr, Ttr = train
+            perm = torch.randperm(len(Xtr), generator=self.gen).to(dev, non_blocking=True)
+            for i in range(0, len(Xtr), bs):
+                idx = perm[i : i + bs]
+                yield Xtr.index_select(0, idx), Ttr.index_select(0, idx)
+            return
+        loader = torch.utils.data.DataLoader(train, batch_size=bs, shuffle=True, generator=self.gen,
+                                             num_workers=self.workers, pin_memory=dev.type == "cuda")
+        target = self.cfg["target"]
+        for xb, yb in loader:
+            yield xb.to(dev, non_blocking=True), adapt_targets(yb.to(dev, non_blocking=True), target)
+
+    def train_epoch(self, train, flag: _StopFlag) -> float:
+        cfg, model, opt, loss_fn, reads = self.cfg, self.model, self.optimizer, self.loss_fn, self.reads
         l1, clip = cfg["l1"], cfg["clip_grad"]
         schedule = self.schedule if self.schedule.active else None
         weights = [p for name, p in model.named_parameters() if p.dim() > 1] if l1 else []
         on_cpu = self.device.type == "cpu"
-        step0 = (self.epoch) * self.steps_per_epoch
+        step0 = self.epoch * self.steps_per_epoch
         reporter = self.reporter
         model.train()
-        perm = torch.randperm(n, generator=self.gen).to(self.device, non_blocking=True)
         total = torch.zeros((), device=self.device)
+        seen = 0
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
-        for b, i in enumerate(range(0, n, bs)):
+        for b, (xb, tb) in enumerate(self._train_batches(train)):
             if schedule is not None:
                 schedule.apply(opt, step0 + b)
-            idx = perm[i : i + bs]
-            loss = loss_fn(model(Xtr.index_select(0, idx)), Ttr.index_select(0, idx))
+            out = model(xb)
+            loss = loss_fn(out, tb) if not isinstance(out, dict) else compute_loss(loss_fn, out, tb, reads)
             if on_cpu and not math.isfinite(loss.item()):
                 self._non_finite(b + 1, loss.item())
-            total += loss.detach() * len(idx)
+            total += loss.detach() * len(xb)
+            seen += len(xb)
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in weights)
             opt.zero_grad(set_to_none=True)
@@ -471,7 +553,7 @@ class Trainer:
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
                                         torch.tensor(b + 1, device=self.device), first_bad)
             reporter.batch(loss.detach())
-        train_loss = float(total) / n
+        train_loss = float(total) / max(seen, 1)
         if not math.isfinite(train_loss):
             self._non_finite(int(first_bad) if int(first_bad) > 0 else None, train_loss)
         return train_loss
@@ -489,14 +571,16 @@ class Trainer:
         cfg = self.cfg
         epochs = epochs or cfg["epochs"]
         dev = self.device
-        Xtr, ytr = (t.to(dev) for t in self.splits.train)
-        Ttr = adapt_targets(ytr, cfg["target"])
-        Xva, yva = (t.to(dev) for t in self.splits.val)
+        train, val_split = self.splits.train, self.splits.val
+        if is_tensor_split(train):  # the fast path: the whole split on the device, once
+            train = (train[0].to(dev), adapt_targets(train[1].to(dev), cfg["target"]))
+        if is_tensor_split(val_split):
+            val_split = tuple(t.to(dev) for t in val_split)
         flag = _StopFlag()
         stopped_early = False
         t0 = time.perf_counter() - (self.history[-1]["time"] if self.history else 0.0)
         self.reporter.message(
-            f"training {self.run_dir.name} on {dev} ({len(Xtr)} train / {len(Xva)} val samples, "
+            f"training {self.run_dir.name} on {dev} ({split_len(train)} train / {split_len(val_split)} val samples, "
             f"epochs {self.epoch + 1}-{epochs}) -> {self.run_dir}")
         self.status.update(status="running")
         self.status.pop("error", None)
@@ -508,9 +592,10 @@ class Trainer:
                         stopped_early = True
                         break
                     self.reporter.epoch_start(self.epoch + 1, epochs, self.steps_per_epoch)
-                    train_loss = self.train_epoch(Xtr, Ttr, flag)
+                    train_loss = self.train_epoch(train, flag)
                     self.epoch += 1
-                    val = evaluate_split(self.model, self.loss_fn, Xva, yva, self.task, cfg["target"])
+                    val = evaluate_split(self.model, self.loss_fn, val_split, self.task, cfg["target"], dev,
+                                         self.reads, self.workers)
                     row = {"epoch": self.epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                            "lr": self.optimizer.param_groups[0]["lr"], "time": round(time.perf_counter() - t0, 4)}
                     self.history.append(row)
@@ -558,12 +643,12 @@ class Trainer:
             final.load_state_dict(self.best_state)
         results = {}
         for split in ("train", "val", "test"):
-            X, y = (t.to(dev) for t in self.splits.split(split))
-            results[split] = evaluate_split(final, self.loss_fn, X, y, self.task, cfg["target"])
+            results[split] = evaluate_split(final, self.loss_fn, self.splits.split(split), self.task, cfg["target"],
+                                            dev, self.reads, self.workers)
         best_epoch = self.best["epoch"]
         checkpoint.save_weights(final, self.run_dir / runs.WEIGHTS, {**self._weights_meta(),
                                                                      "epoch": str(best_epoch)})
-        reload_check(final, self.run_dir, self.combo, cfg, self.splits.test[0][:RELOAD_CHECK_SAMPLES].to(dev))
+        reload_check(final, self.run_dir, self.combo, cfg, head_inputs(self.splits.test, RELOAD_CHECK_SAMPLES).to(dev))
         write_json(self.run_dir / runs.METRICS, {"best_epoch": best_epoch, "monitor": cfg["monitor"], **results})
         self.status.update(status="stopped early" if stopped_early else "finished", finished=_now(),
                            epochs=self.epoch, best_epoch=best_epoch,
@@ -635,8 +720,17 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
     model, cfg, combo = load_run_model(run_dir, device, registry)
     dev = next(iter(model.parameters()), torch.empty(0)).device
     splits = load_data(combo, cfg)
-    X, y = (t.to(dev) for t in splits.split(split))
-    return evaluate_split(model, build_loss(combo, cfg, dev), X, y, splits.meta.task, cfg["target"])
+    return evaluate_split(model, build_loss(combo, cfg, dev), splits.split(split), splits.meta.task, cfg["target"],
+                          dev, tuple(combo.loss.spec.reads), _workers(cfg.get("workers", -1)))
+
+
+def _workers(setting: int) -> int:
+    """DataLoader workers for datasets that are not in-memory tensors (-1: one per spare core, at most 4)."""
+    if setting >= 0:
+        return setting
+    import os
+
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 def _now() -> str:

@@ -5,4 +5,5 @@ TASK_METRICS = {
     "regression": ("mse", "mae", "r2"),
     "binary": ("accuracy", "f1", "precision", "recall", "roc_auc"),
     "multiclass": ("accuracy", "f1_macro"),
+    "reconstruction": ("mse", "mae"),
 }

@@ -32,13 +32,15 @@ def compute(task: str, output: torch.Tensor, y: torch.Tensor, target_layout: str
 
     output = output.detach().float().cpu()
     y_np = y.detach().cpu().numpy()
-    if task == "regression":
+    if task in ("regression", "reconstruction"):
         pred = predictions(output, target_layout).numpy().reshape(y_np.shape)
-        return {
+        out = {
             "mse": float(m.mean_squared_error(y_np, pred)),
             "mae": float(m.mean_absolute_error(y_np, pred)),
-            "r2": float(m.r2_score(y_np, pred)),
         }
+        if task == "regression":
+            out["r2"] = float(m.r2_score(y_np, pred))
+        return out
     pred = predictions(output, target_layout).numpy()
     y_np = y_np.reshape(-1).astype(np.int64)
     if task == "binary":

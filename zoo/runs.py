@@ -15,6 +15,7 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 LAST = "last.safetensors"
 PREPROCESS = "preprocess.safetensors"
+PREPROCESS_STATE = "preprocess.json"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
 STATUS = "run.json"
@@ -76,7 +77,9 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's status record (``{}`` when missing or unreadable)."""
     try:
-        return json.loads((Path(run_dir) / STATUS).read_text(encoding="utf-8"))
+        data = json.loads((Path(run_dir) / STATUS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}

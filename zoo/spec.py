@@ -16,10 +16,15 @@ from typing import Any, Callable, Mapping
 from .errors import UsageError, did_you_mean
 
 #: The tasks the core knows. A dataset has one; models and losses list those they support.
-TASKS = ("regression", "binary", "multiclass")
+#: ``reconstruction``: the target is the (standardised, flattened) input itself.
+TASKS = ("regression", "binary", "multiclass", "reconstruction")
 
-#: Kinds of model input. ``tabular``: a feature vector ``(d,)``; ``image``: ``(C, H, W)``.
-INPUT_KINDS = ("tabular", "image")
+#: Kinds of model input. ``tabular``: a feature vector ``(d,)``; ``image``: ``(C, H, W)``;
+#: ``sequence``: ``(T, F)``, T time steps of F features.
+INPUT_KINDS = ("tabular", "image", "sequence")
+
+#: The shape rank of each input kind (without the batch dimension).
+INPUT_RANK = {"tabular": 1, "image": 3, "sequence": 2}
 
 #: Target layouts a loss can ask for; the engine adapts the dataset's targets to it.
 #: ``index``: class indices, int64 ``(N,)``, the model outputs one logit per class;
@@ -191,6 +196,10 @@ class DatasetSpec(Component):
     """
 
     input: str = "tabular"
+    #: Optional ``"module:attribute"`` of ``encode(table, state) -> float32 array``: turns raw
+    #: rows (a list of dicts of strings, as read from a CSV with a header) into features,
+    #: using the JSON-able ``Splits.state`` the dataset fitted. Used by ``zoo predict``.
+    encode: str | None = None
     kind = "dataset"
 
     def problems(self) -> list[str]:
@@ -199,47 +208,69 @@ class DatasetSpec(Component):
             out.append("a dataset declares exactly one task")
         if self.input not in INPUT_KINDS:
             out.append(f"unknown input kind {self.input!r}")
+        if self.encode is not None and not re.match(r"^[\w.]+:[\w.]+$", str(self.encode)):
+            out.append(f"encode {self.encode!r} must be 'module:attribute'")
         return out
 
     def describe(self) -> dict:
-        return {**super().describe(), "input": self.input}
+        return {**super().describe(), "input": self.input, "encode": self.encode}
 
 
 @dataclass(frozen=True)
 class ModelSpec(Component):
-    """A model. ``impl(input_shape, out_features, **params)`` returns an ``nn.Module``."""
+    """A model. ``impl(input_shape, out_features, **params)`` returns an ``nn.Module``.
+
+    Its forward returns the prediction tensor ``(N, out_features)``, or, when it declares
+    more ``outputs`` than ``("output",)``, a dict holding ``"output"`` and the extra
+    tensors (a VAE's ``mu`` and ``logvar``) that losses may read.
+    """
 
     inputs: tuple[str, ...] = ("tabular",)
+    outputs: tuple[str, ...] = ("output",)
     kind = "model"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
 
     def problems(self) -> list[str]:
         out = super().problems()
         out += [f"unknown input kind {k!r}" for k in self.inputs if k not in INPUT_KINDS]
+        if "output" not in self.outputs:
+            out.append("outputs must include 'output'")
         return out
 
     def describe(self) -> dict:
-        return {**super().describe(), "inputs": list(self.inputs)}
+        return {**super().describe(), "inputs": list(self.inputs), "outputs": list(self.outputs)}
 
 
 @dataclass(frozen=True)
 class LossSpec(Component):
-    """A loss. ``impl(**params)`` returns a callable ``(output, target) -> scalar``."""
+    """A loss. ``impl(**params)`` returns a callable ``(output, target, **reads) -> scalar``.
+
+    ``reads`` names extra model outputs the loss needs (e.g. ``("mu", "logvar")``); they
+    are passed as keyword arguments, and only models declaring them can pair with it.
+    """
 
     target: str = "value"
+    reads: tuple[str, ...] = ()
     kind = "loss"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "reads", tuple(self.reads))
 
     def problems(self) -> list[str]:
         out = super().problems()
         if self.target not in TARGETS:
             out.append(f"unknown target layout {self.target!r}")
+        out += [f"reads {r!r}: 'output' and 'target' are always passed" for r in self.reads
+                if r in ("output", "target")]
         return out
 
     def describe(self) -> dict:
-        return {**super().describe(), "target": self.target}
+        return {**super().describe(), "target": self.target, "reads": list(self.reads)}
 
 
 @dataclass(frozen=True)

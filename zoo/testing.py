@@ -35,13 +35,14 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 from .registry import _HOOKS, GROUP, Entry, Plugin, Registry, get_registry
-from .spec import KINDS, TASKS
+from .spec import INPUT_RANK, KINDS, TASKS
 
 #: The version of the contract these checks implement. Plugins declare the version they
 #: were checked against as ``ZOO_CONTRACT`` in their entry-point module.
 CONTRACT_VERSION = "1"
 
-_TARGET_FOR_TASK = {"regression": "value", "binary": "index", "multiclass": "index"}
+_TARGET_FOR_TASK = {"regression": "value", "binary": "index", "multiclass": "index", "reconstruction": "value"}
+_SHAPES = {"tabular": (4,), "image": (1, 8, 8), "sequence": (12, 3)}
 _N = 48  # samples in a synthetic batch
 
 
@@ -176,12 +177,22 @@ def _check_dataset_splits(spec) -> None:
     if s.meta.task != task:
         _fail(f"dataset '{spec.name}' declares task {task} but its metadata says {s.meta.task}")
     shape = tuple(s.meta.input_shape)
-    if spec.input == "image" and len(shape) != 3:
-        _fail(f"dataset '{spec.name}' declares image input but its samples have shape {shape}, not (C, H, W)")
-    if spec.input == "tabular" and len(shape) != 1:
-        _fail(f"dataset '{spec.name}' declares tabular input but its samples have shape {shape}, not (features,)")
+    rank = INPUT_RANK.get(spec.input)
+    if rank is not None and len(shape) != rank:
+        _fail(f"dataset '{spec.name}' declares {spec.input} input but its samples have shape {shape} "
+              f"(expected {rank} dimensions)")
+    from .data import is_tensor_split
+
     for name in ("train", "val", "test"):
-        X, y = s.split(name)
+        split = s.split(name)
+        if is_tensor_split(split):
+            X, y = split
+        else:  # a lazy Dataset: check a few samples
+            if len(split) == 0:
+                _fail(f"dataset '{spec.name}': the {name} split is empty")
+            items = [split[i] for i in range(min(8, len(split)))]
+            X = torch.stack([torch.as_tensor(x) for x, _ in items])
+            y = torch.stack([torch.as_tensor(t) for _, t in items])
         if len(X) == 0:
             _fail(f"dataset '{spec.name}': the {name} split is empty")
         if len(X) != len(y):
@@ -190,7 +201,7 @@ def _check_dataset_splits(spec) -> None:
             _fail(f"dataset '{spec.name}': {name} X is {X.dtype} {tuple(X.shape)}; expected float32 (N, *{shape})")
         if not torch.isfinite(X).all():
             _fail(f"dataset '{spec.name}': {name} X has non-finite values")
-        if task == "regression":
+        if task in ("regression", "reconstruction"):
             if y.dtype != torch.float32 or y.dim() != 2 or y.shape[1] != s.meta.num_targets:
                 _fail(f"dataset '{spec.name}': {name} y is {y.dtype} {tuple(y.shape)}; expected float32 "
                       f"(N, {s.meta.num_targets})")
@@ -209,9 +220,18 @@ def _check_dataset_splits(spec) -> None:
 def _check_dataset_reproducible(spec) -> None:
     import torch
 
+    from .data import is_tensor_split
+
     a, b = _load_dataset(spec, seed=0), _load_dataset(spec, seed=0)
     for name in ("train", "val", "test"):
-        for t1, t2, what in zip(a.split(name), b.split(name), ("X", "y")):
+        sa, sb = a.split(name), b.split(name)
+        if not is_tensor_split(sa):
+            if len(sa) != len(sb):
+                _fail(f"dataset '{spec.name}': the same seed gave {name} splits of different sizes")
+            pairs = [(sa[i], sb[i]) for i in range(min(8, len(sa)))]
+            sa = (torch.stack([torch.as_tensor(p[0][0]) for p in pairs]), torch.stack([torch.as_tensor(p[0][1]) for p in pairs]))
+            sb = (torch.stack([torch.as_tensor(p[1][0]) for p in pairs]), torch.stack([torch.as_tensor(p[1][1]) for p in pairs]))
+        for t1, t2, what in zip(sa, sb, ("X", "y")):
             if not torch.equal(t1, t2):
                 _fail(f"dataset '{spec.name}': the same seed gave a different {name} {what}")
 
@@ -223,11 +243,14 @@ def _synthetic(task: str, input_kind: str, n: int = _N, seed: int = 0):
     from .data import DataMeta
 
     g = torch.Generator().manual_seed(seed)
-    shape = (4,) if input_kind == "tabular" else (1, 8, 8)
+    shape = _SHAPES[input_kind]
     X = torch.randn(n, *shape, generator=g)
     signal = X.reshape(n, -1)[:, :4].sum(1)
     if task == "regression":
         y, meta = signal.reshape(n, 1), DataMeta(task, shape, num_targets=1)
+    elif task == "reconstruction":
+        y = X.reshape(n, -1).clone()
+        meta = DataMeta(task, shape, num_targets=y.shape[1])
     elif task == "binary":
         y, meta = (signal > 0).long(), DataMeta(task, shape, num_classes=2)
     else:
@@ -257,6 +280,13 @@ def _model_setup(spec, task: str, seed: int = 0):
     base = torch.nn.functional.mse_loss if target == "value" else torch.nn.functional.cross_entropy
 
     def loss_fn(output, targets):
+        if isinstance(output, dict):
+            if "output" not in output:
+                _fail(f"model '{spec.name}' returned a dict without 'output' (keys: {', '.join(output)})")
+            missing = [k for k in spec.outputs if k not in output]
+            if missing:
+                _fail(f"model '{spec.name}' declares outputs {', '.join(missing)} but did not return them")
+            output = output["output"]
         if tuple(output.shape) != (len(X), out):
             _fail(f"model '{spec.name}' for {task}: output shape {tuple(output.shape)} for input {tuple(X.shape)}; "
                   f"expected ({len(X)}, {out})")
@@ -265,9 +295,14 @@ def _model_setup(spec, task: str, seed: int = 0):
     return model, X, T, out, loss_fn
 
 
+def _primary(out):
+    return out["output"] if isinstance(out, dict) else out
+
+
 def _check_model_forward(spec, task: str) -> None:
-    model, X, _, out, _ = _model_setup(spec, task)
-    y = model(X)
+    model, X, T, out, loss_fn = _model_setup(spec, task)
+    loss_fn(model(X), T)  # checks the output layout and shape
+    y = _primary(model(X))
     if tuple(y.shape) != (len(X), out):
         _fail(f"model '{spec.name}' for {task}: output shape {tuple(y.shape)} for input {tuple(X.shape)}; "
               f"expected ({len(X)}, {out})")
@@ -323,7 +358,7 @@ def _check_model_modes(spec, task: str) -> None:
     model, X, _, _, _ = _model_setup(spec, task)
     model.eval()
     with torch.no_grad():
-        a, b = model(X), model(X)
+        a, b = _primary(model(X)), _primary(model(X))
     if not torch.equal(a, b):
         _fail(f"model '{spec.name}': two forward passes in eval() mode differ (dropout or randomness left on)")
     if not all(not m.training for m in model.modules()):
@@ -332,7 +367,7 @@ def _check_model_modes(spec, task: str) -> None:
     if dropouts:
         model.train()
         with torch.no_grad():
-            c, d = model(X), model(X)
+            c, d = _primary(model(X)), _primary(model(X))
         if torch.equal(c, d):
             _fail(f"model '{spec.name}' has dropout but two train() forward passes are identical")
 
@@ -355,7 +390,7 @@ def _check_model_roundtrip(spec, task: str) -> None:
         except CheckpointError as exc:
             _fail(f"model '{spec.name}': its state dict does not load back: {exc}")
     with torch.no_grad():
-        a, b = model(X), fresh(X)
+        a, b = _primary(model(X)), _primary(fresh(X))
     if not torch.equal(a, b):
         diff = (a - b).abs().max().item()
         _fail(f"model '{spec.name}': a fresh model loaded from the saved state dict predicts differently "
@@ -372,11 +407,12 @@ def _check_loss(spec, task: str) -> None:
     out = out_features(meta, spec.target) if not (spec.target == "binary" and task != "binary") else 1
     g = torch.Generator().manual_seed(0)
     output = torch.randn(n, out, generator=g, requires_grad=True)
-    if spec.target == "index" and task == "regression":
-        _fail(f"loss '{spec.name}' declares task regression but needs class indices")
+    if spec.target == "index" and task in ("regression", "reconstruction"):
+        _fail(f"loss '{spec.name}' declares task {task} but needs class indices")
+    extras = {k: torch.randn(n, 4, generator=g, requires_grad=True) for k in spec.reads}
     try:
         loss_fn = spec.load()(**spec.resolve_params())
-        loss = loss_fn(output, adapt_targets(y, spec.target))
+        loss = loss_fn(output, adapt_targets(y, spec.target), **extras)
     except AssertionError:
         raise
     except Exception as exc:  # noqa: BLE001

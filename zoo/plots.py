@@ -1,0 +1,392 @@
+"""Pictures of a saved run: what ``zoo plot`` draws.
+
+- ``curves.png``: training and validation loss by epoch, and the validation metrics
+  by epoch (from ``history.csv``), with the best epoch marked;
+- ``fit.png`` (regression with one input feature): the train and test points and the
+  model's curve over a dense grid, in the data's original units;
+- ``decision.png`` (classification with two input features): the model's decision
+  regions under the train and test points, in the data's original units;
+- ``confusion.png`` (multiclass): the confusion matrix on the test split.
+
+matplotlib is an optional extra (``pip install 'zoo[plot]'``). Figures are drawn with
+the object-oriented API on an Agg canvas (no pyplot, no global backend change), and
+each PNG is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from . import runs
+from .errors import UsageError, ZooError
+from .files import atomic_path
+from .runlist import best_from_history, minimize, read_history
+
+INSTALL_HINT = "pip install 'zoo[plot]'"
+DPI = 110
+MAX_POINTS = 1500  # per split in scatter plots; more only hides the picture under dots
+MAX_DECISION_POINTS = 800  # train points over decision regions (test: half as many)
+TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
+
+
+class MissingMatplotlib(ZooError):
+    """matplotlib, an optional extra, is not installed."""
+
+
+def require_matplotlib() -> None:
+    """Raise a one-line ZooError naming the install command when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    except ImportError:
+        raise MissingMatplotlib(f"zoo plot needs matplotlib, which is not installed: {INSTALL_HINT}") from None
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, facecolor="white")
+    return path
+
+
+def _run_title(cfg: dict[str, Any], run_dir: Path) -> str:
+    what = cfg.get("recipe") or f"{cfg.get('dataset')} + {cfg.get('model')} + {cfg.get('loss')}"
+    return f"{run_dir.name}  ({what})" if what not in run_dir.name else run_dir.name
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _pretty(name: str) -> str:
+    return name.removeprefix("val_").replace("_", " ")
+
+
+def _monitor_text(monitor: str) -> str:
+    return ("validation " if monitor.startswith("val_") else "") + _pretty(monitor)
+
+
+def _same_series(history: list[dict], a: str, b: str) -> bool:
+    pairs = [(r.get(a), r.get(b)) for r in history]
+    return all(x is not None and y is not None and abs(x - y) <= 1e-6 * max(1.0, abs(y)) for x, y in pairs)
+
+
+# -- (a) learning curves -----------------------------------------------------------------
+
+
+def plot_curves(run_dir: Path, cfg: dict[str, Any]) -> Path | None:
+    from matplotlib.ticker import MaxNLocator
+
+    history = read_history(run_dir)
+    if not history:
+        return None
+    try:
+        metrics = json.loads((run_dir / runs.METRICS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metrics = {}
+    monitor = metrics.get("monitor") or cfg.get("monitor") or "val_loss"
+    best_epoch = metrics.get("best_epoch") if "best_epoch" in metrics else best_from_history(history, monitor)[0]
+
+    epochs = [int(r.get("epoch") or i) for i, r in enumerate(history, 1)]
+    columns = [k for k in history[0] if k.startswith("val_") and k != "val_loss"
+               and not _same_series(history, k, "val_loss")]  # val_mse is the loss of an mse run
+    errors = [k for k in columns if minimize(k)]  # mse, mae: unbounded, smaller is better
+    scores = [k for k in columns if not minimize(k)]  # accuracy, f1, r2...: bounded, larger is better
+    panels = [("loss", ["train_loss", "val_loss"])]
+    if errors:
+        panels.append(("validation errors", errors))
+    if scores:
+        panels.append(("validation scores", scores))
+
+    fig = _figure(5.2 * len(panels), 4.4)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    marker = "o" if len(epochs) <= 40 else None
+    for ax, (title, keys) in zip(axes, panels):
+        for i, key in enumerate(keys):
+            ys = [r.get(key) for r in history]
+            ys = [math.nan if y is None else y for y in ys]
+            color = None
+            label = _pretty(key)
+            if title == "loss":
+                color = TRAIN_COLOR if key == "train_loss" else VAL_COLOR
+                label = "training" if key == "train_loss" else "validation"
+            ax.plot(epochs, ys, marker=marker, markersize=3.5, linewidth=1.6, color=color, label=label)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="0.45", linestyle="--", linewidth=1.0, zorder=0,
+                       label=f"best epoch ({best_epoch})")
+            if monitor in keys or (title == "loss" and monitor == "val_loss"):
+                row = history[epochs.index(best_epoch)] if best_epoch in epochs else {}
+                v = row.get(monitor)
+                if v is not None:
+                    ax.plot([best_epoch], [v], marker="*", markersize=15, color="gold", markeredgecolor="black",
+                            linestyle="none", zorder=5, label=f"best {_monitor_text(monitor)} {_fmt(v)}")
+        finite = [r.get(k) for r in history for k in keys if r.get(k) is not None and r.get(k) > 0]
+        if title != "validation scores" and len(finite) > 1 and max(finite) / min(finite) > 30:
+            ax.set_yscale("log")
+        ax.set_title(title.capitalize() if title != "loss" else f"Loss ({cfg.get('loss', '')})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"loss": "loss", "validation errors": "error (lower is better)",
+                       "validation scores": "score (higher is better)"}[title])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.margins(x=0.06)
+        if len(epochs) == 1:
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
+            ax.set_xticks(epochs)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small", loc="best")
+    fig.suptitle(f"Learning curves: {_run_title(cfg, run_dir)}", fontsize="large")
+    return _save(fig, run_dir / "curves.png")
+
+
+# -- the model on its data -------------------------------------------------------------
+
+
+class _Loaded:
+    """The run's model, config, stored preprocessing and its data rebuilt (standardised)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from .engine import load_data
+        from .predict import Predictor
+
+        self.predictor = Predictor(run_dir, "cpu")
+        self.cfg = self.predictor.cfg
+        self.splits = load_data(self.predictor.combo, self.cfg)
+        self.meta = self.cfg["meta"]
+        self.pre = self.predictor.preprocess
+
+    def raw(self, X):
+        """Undo the standardisation: the split's inputs in the data's original units, as numpy."""
+        import numpy as np
+
+        X = X.float()
+        if "std" in self.pre:
+            X = X * self.pre["std"]
+        if "mean" in self.pre:
+            X = X + self.pre["mean"]
+        return np.asarray(X.reshape(len(X), -1).numpy(), dtype=np.float64)
+
+    def outputs_raw(self, X_raw):
+        """Model outputs for raw inputs (standardised with the stored transform first)."""
+        import numpy as np
+
+        shape = tuple(self.meta["input_shape"])
+        return self.predictor.outputs(np.asarray(X_raw, dtype=np.float32).reshape(-1, *shape))
+
+
+def _subsample(n: int, limit: int, seed: int = 0):
+    import numpy as np
+
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def _split_label(name: str, shown: int, total: int) -> str:
+    return f"{name} ({shown} of {total})" if shown < total else f"{name} ({total})"
+
+
+def plot_fit(run_dir: Path, data: _Loaded) -> Path:
+    import numpy as np
+
+    Xtr, ytr = data.splits.train
+    Xte, yte = data.splits.test
+    xtr, xte = data.raw(Xtr)[:, 0], data.raw(Xte)[:, 0]
+    ytr, yte = ytr.reshape(len(ytr), -1).numpy(), yte.reshape(len(yte), -1).numpy()
+    allx = np.concatenate([xtr, xte, data.raw(data.splits.val[0])[:, 0]])
+    lo, hi = float(allx.min()), float(allx.max())
+    pad = 0.02 * (hi - lo or 1.0)
+    grid = np.linspace(lo - pad, hi + pad, 800)
+    curve = data.outputs_raw(grid.reshape(-1, 1)).reshape(len(grid), -1).numpy()
+    k = curve.shape[1]
+    test = _test_metrics(run_dir)
+
+    fig = _figure(7.5, 4.6 * k if k > 1 else 5.0)
+    axes = fig.subplots(k, 1, squeeze=False)[:, 0]
+    itr, ite = _subsample(len(xtr), MAX_POINTS, 1), _subsample(len(xte), MAX_POINTS, 2)
+    for t, ax in enumerate(axes):
+        ax.scatter(xtr[itr], ytr[itr, t], s=9, alpha=0.35, color=TRAIN_COLOR, edgecolors="none",
+                   label=_split_label("train", len(itr), len(xtr)))
+        ax.scatter(xte[ite], yte[ite, t], s=14, alpha=0.8, color="#ff7f0e", edgecolors="white", linewidths=0.3,
+                   label=_split_label("test", len(ite), len(xte)))
+        ax.plot(grid, curve[:, t], color="black", linewidth=2.2, label="model")
+        ax.set_xlabel("x (input, original units)")
+        ax.set_ylabel("y (target)" if k == 1 else f"target {t}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize="small", markerscale=1.5)
+    figure = f"  |  test {_metric_text(test, 'mse', 'r2')}" if test else ""
+    axes[0].set_title(f"Model fit: {_run_title(data.cfg, run_dir)}{figure}", fontsize="medium")
+    return _save(fig, run_dir / "fit.png")
+
+
+def plot_decision(run_dir: Path, data: _Loaded) -> Path:
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+
+    names = data.predictor.class_names()
+    n_classes = len(names)
+    Xtr, ytr = data.splits.train
+    Xte, yte = data.splits.test
+    xtr, xte = data.raw(Xtr), data.raw(Xte)
+    ytr, yte = ytr.reshape(-1).numpy(), yte.reshape(-1).numpy()
+    allx = np.concatenate([xtr, xte, data.raw(data.splits.val[0])])
+    lo, hi = allx.min(0), allx.max(0)
+    pad = 0.05 * np.where(hi > lo, hi - lo, 1.0)
+    n = 300
+    g0, g1 = np.linspace(lo[0] - pad[0], hi[0] + pad[0], n), np.linspace(lo[1] - pad[1], hi[1] + pad[1], n)
+    G0, G1 = np.meshgrid(g0, g1)
+    out = data.outputs_raw(np.stack([G0.ravel(), G1.ravel()], axis=1))
+    probs = data.predictor.probabilities(out).numpy()
+    test = _test_metrics(run_dir)
+
+    fig = _figure(7.8, 6.2)
+    ax = fig.subplots()
+    if n_classes == 2:
+        cmap = "RdBu_r"
+        p1 = probs[:, 1].reshape(n, n)
+        cs = ax.contourf(G0, G1, p1, levels=np.linspace(0, 1, 11), cmap=cmap, alpha=0.5, vmin=0, vmax=1)
+        ax.contour(G0, G1, p1, levels=[0.5], colors="black", linewidths=1.6)
+        cbar = fig.colorbar(cs, ax=ax, shrink=0.9)
+        cbar.set_label(f"model's P(class '{names[1]}')")
+        point_colors = ["#08519c", "#a50f15"]
+    else:
+        import matplotlib
+
+        base = matplotlib.colormaps["tab10" if n_classes <= 10 else "tab20"]
+        point_colors = [base(i % base.N) for i in range(n_classes)]
+        pred = probs.argmax(1).reshape(n, n)
+        ax.contourf(G0, G1, pred, levels=np.arange(n_classes + 1) - 0.5, cmap=ListedColormap(point_colors),
+                    alpha=0.3)
+        ax.contour(G0, G1, pred, levels=np.arange(n_classes) + 0.5, colors="black", linewidths=0.8)
+    itr, ite = _subsample(len(xtr), MAX_DECISION_POINTS, 1), _subsample(len(xte), MAX_DECISION_POINTS // 2, 2)
+    handles = []
+    for c in range(n_classes):
+        m = ytr[itr] == c
+        ax.scatter(xtr[itr][m, 0], xtr[itr][m, 1], s=13, color=point_colors[c], alpha=0.85, edgecolors="white",
+                   linewidths=0.4)
+        m = yte[ite] == c
+        ax.scatter(xte[ite][m, 0], xte[ite][m, 1], s=30, color=point_colors[c], marker="^", edgecolors="black",
+                   linewidths=0.6)
+        handles.append(Line2D([], [], linestyle="none", marker="s", markersize=8, color=point_colors[c],
+                              label=f"class {names[c]}"))
+    handles += [
+        Line2D([], [], linestyle="none", marker="o", markersize=5, color="0.4", markeredgecolor="white",
+               label=_split_label("train", len(itr), len(xtr))),
+        Line2D([], [], linestyle="none", marker="^", markersize=7, color="0.6", markeredgecolor="black",
+               label=_split_label("test", len(ite), len(xte))),
+    ]
+    handles.append(Line2D([], [], color="black", linewidth=1.6 if n_classes == 2 else 0.8,
+                          label="decision boundary (P = 0.5)" if n_classes == 2 else "class boundaries"))
+    ax.legend(handles=handles, loc="upper left", fontsize="small", framealpha=0.85)
+    ax.set_xlim(g0[0], g0[-1])
+    ax.set_ylim(g1[0], g1[-1])
+    ax.set_xlabel("feature 0 (original units)")
+    ax.set_ylabel("feature 1 (original units)")
+    figure = f"  |  test {_metric_text(test, 'accuracy')}" if test else ""
+    ax.set_title(f"Decision regions: {_run_title(data.cfg, run_dir)}{figure}", fontsize="medium")
+    return _save(fig, run_dir / "decision.png")
+
+
+def plot_confusion(run_dir: Path, data: _Loaded) -> Path:
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    from .engine import predict
+
+    names = data.predictor.class_names()
+    k = len(names)
+    X, y = data.splits.test
+    out = predict(data.predictor.model, X.to(data.predictor.device)).float().cpu()
+    pred = out.argmax(1).numpy() if data.predictor.target == "index" else (out.reshape(-1) > 0).long().numpy()
+    cm = confusion_matrix(y.reshape(-1).numpy(), pred, labels=list(range(k)))
+    acc = float(np.trace(cm)) / max(1, int(cm.sum()))
+
+    side = min(14.0, max(5.5, 0.55 * k + 2.5))
+    fig = _figure(side + 1.2, side)
+    ax = fig.subplots()
+    im = ax.imshow(cm, cmap="Blues", vmin=0)
+    cbar = fig.colorbar(im, ax=ax, shrink=0.85)
+    cbar.set_label("test samples")
+    if k <= 30:
+        size = 10 if k <= 12 else 7
+        thresh = cm.max() / 2 if cm.max() else 1
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j] or i == j:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=size,
+                            color="white" if cm[i, j] > thresh else "black")
+    ticks = np.arange(k)
+    ax.set_xticks(ticks, labels=names, rotation=45 if max(len(s) for s in names) > 3 else 0,
+                  ha="right" if max(len(s) for s in names) > 3 else "center")
+    ax.set_yticks(ticks, labels=names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion matrix (test split, {int(cm.sum())} samples, accuracy {acc:.3f})\n"
+                 f"{_run_title(data.cfg, run_dir)}", fontsize="medium")
+    return _save(fig, run_dir / "confusion.png")
+
+
+def _test_metrics(run_dir: Path) -> dict[str, float]:
+    try:
+        test = json.loads((run_dir / runs.METRICS).read_text(encoding="utf-8")).get("test") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return test if isinstance(test, dict) else {}
+
+
+def _metric_text(test: dict[str, float], *names: str) -> str:
+    return ", ".join(f"{n} {test[n]:.3g}" for n in names if isinstance(test.get(n), (int, float)))
+
+
+# -- all of it ---------------------------------------------------------------------------
+
+
+def plot_run(run_dir: str | os.PathLike) -> list[Path]:
+    """Draw every picture that fits the run into ``run_dir``; return the paths written.
+
+    ``curves.png`` needs ``history.csv``; the others need the saved model
+    (``model.safetensors``) and rebuild the data from the run's config and seed:
+    ``fit.png`` for a regression on one input feature, ``decision.png`` for a
+    classification on two, ``confusion.png`` for a multiclass task. Raises a one-line
+    ZooError when matplotlib is missing or nothing can be drawn.
+    """
+    require_matplotlib()
+    run_dir = Path(run_dir)
+    cfg = runs.read_config(run_dir)
+    written: list[Path] = []
+    curves = plot_curves(run_dir, cfg)
+    if curves is not None:
+        written.append(curves)
+    meta = cfg["meta"]
+    task = meta.get("task")
+    width = math.prod(meta.get("input_shape") or [0])
+    wants_model = ((task == "regression" and width == 1) or (task in ("binary", "multiclass") and width == 2)
+                   or task == "multiclass")
+    if wants_model and (run_dir / runs.WEIGHTS).is_file():
+        data = _Loaded(run_dir)
+        if task == "regression" and width == 1:
+            written.append(plot_fit(run_dir, data))
+        if task in ("binary", "multiclass") and width == 2:
+            written.append(plot_decision(run_dir, data))
+        if task == "multiclass":
+            written.append(plot_confusion(run_dir, data))
+    if not written:
+        status = runs.read_status(run_dir)
+        state = status.get("status", "unknown") if isinstance(status, dict) else "unknown"
+        why = (f"no epoch finished (no {runs.HISTORY}, no {runs.WEIGHTS})" if not (run_dir / runs.WEIGHTS).is_file()
+               else f"it has no {runs.HISTORY}, and no model picture fits a {task} task on input shape "
+                    f"{tuple(meta.get('input_shape') or ())}")
+        raise UsageError(f"nothing to plot in {run_dir} (status: {state}): {why}")
+    return written
