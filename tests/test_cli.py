@@ -52,6 +52,17 @@ def test_list_shows_every_builtin_component(zoo_cli):
     assert data["items"][0]["tasks"] == ["binary", "multiclass"]
 
 
+def test_list_filters_by_task_and_input(zoo_cli):
+    data = json.loads(zoo_cli("list", "models", "--task", "multiclass", "--input", "image", "--json").stdout)
+    names = {i["name"] for i in data["items"]}
+    assert {"cnn", "mlp", "linear"} <= names
+    assert all("multiclass" in i["tasks"] and "image" in i["inputs"] for i in data["items"])
+    recipes = json.loads(zoo_cli("list", "recipes", "--input", "image", "--json").stdout)["items"]
+    assert "digits-cnn" in {r["name"] for r in recipes} and "moons-mlp" not in {r["name"] for r in recipes}
+    bad = zoo_cli("list", "--task", "multiclas")
+    assert bad.returncode == 2 and "did you mean 'multiclass'" in bad.stderr
+
+
 def test_info_explains_a_component(zoo_cli):
     out = zoo_cli("info", "mlp")
     assert out.returncode == 0

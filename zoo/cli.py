@@ -54,6 +54,23 @@ def main() -> None:
     """
 
 
+def _matches(reg, entry, task: str | None, input_kind: str | None) -> bool:
+    """Whether a listed component supports ``task`` and ``input_kind`` (None: any)."""
+    spec = entry.spec
+    if spec.kind == "recipe":
+        try:
+            spec = reg.get("dataset", spec.dataset).spec
+        except ZooError:
+            return task is None and input_kind is None
+    if task is not None and task not in spec.tasks:
+        return False
+    if input_kind is not None:
+        kinds = spec.inputs if spec.kind == "model" else (spec.input,) if spec.kind == "dataset" else None
+        if kinds is not None and input_kind not in kinds:
+            return False
+    return True
+
+
 def _tasks(spec) -> str:
     if spec.kind == "recipe":
         return ""
@@ -63,9 +80,18 @@ def _tasks(spec) -> str:
 @main.command("list")
 @click.argument("kind", required=False, metavar="[datasets|models|losses|recipes]")
 @click.argument("pattern", required=False)
+@click.option("--task", help="Only what supports this task (regression, binary, multiclass, reconstruction).")
+@click.option("--input", "input_kind", help="Only what takes this input kind (tabular, image, sequence).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def list_cmd(kind: str | None, pattern: str | None, as_json: bool) -> None:
+def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind: str | None, as_json: bool) -> None:
     """List installed datasets, models, losses and recipes (optionally filtered by PATTERN)."""
+    from .spec import INPUT_KINDS, TASKS
+
+    if task is not None and task not in TASKS:
+        raise UsageError(f"unknown task '{task}'{did_you_mean(task, TASKS)} (tasks: {', '.join(TASKS)})")
+    if input_kind is not None and input_kind not in INPUT_KINDS:
+        raise UsageError(f"unknown input kind '{input_kind}'{did_you_mean(input_kind, INPUT_KINDS)} "
+                         f"(kinds: {', '.join(INPUT_KINDS)})")
     reg = get_registry()
     if kind is not None and kind not in KIND_ARGS:
         hint = did_you_mean(kind, list(PLURAL.values()))
@@ -78,6 +104,8 @@ def list_cmd(kind: str | None, pattern: str | None, as_json: bool) -> None:
     for k in kinds:
         for e in reg.entries(k):
             if pattern and not (fnmatch.fnmatch(e.name, pattern) or pattern in e.name):
+                continue
+            if not _matches(reg, e, task, input_kind):
                 continue
             rows.append((k, e))
     if as_json:

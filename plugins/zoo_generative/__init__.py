@@ -1,0 +1,3 @@
+"""zoo plugin: generative models (being written)."""
+
+ZOO_CONTRACT = "1"

@@ -1,0 +1,3 @@
+"""zoo plugin: sequence models (being written)."""
+
+ZOO_CONTRACT = "1"
