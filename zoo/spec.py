@@ -200,6 +200,10 @@ class DatasetSpec(Component):
     #: rows (a list of dicts of strings, as read from a CSV with a header) into features,
     #: using the JSON-able ``Splits.state`` the dataset fitted. Used by ``zoo predict``.
     encode: str | None = None
+    #: Optional ``"module:attribute"`` of ``example(directory: Path) -> dict``: writes whatever
+    #: the dataset needs into ``directory`` (a CSV, an image folder) and returns parameters that
+    #: load it. The contract suite uses it for datasets that need user files.
+    example: str | None = None
     kind = "dataset"
 
     def problems(self) -> list[str]:
@@ -208,12 +212,14 @@ class DatasetSpec(Component):
             out.append("a dataset declares exactly one task")
         if self.input not in INPUT_KINDS:
             out.append(f"unknown input kind {self.input!r}")
-        if self.encode is not None and not re.match(r"^[\w.]+:[\w.]+$", str(self.encode)):
-            out.append(f"encode {self.encode!r} must be 'module:attribute'")
+        for field_name in ("encode", "example"):
+            value = getattr(self, field_name)
+            if value is not None and not re.match(r"^[\w.]+:[\w.]+$", str(value)):
+                out.append(f"{field_name} {value!r} must be 'module:attribute'")
         return out
 
     def describe(self) -> dict:
-        return {**super().describe(), "input": self.input, "encode": self.encode}
+        return {**super().describe(), "input": self.input, "encode": self.encode, "example": self.example}
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from zoo import LossSpec, Param, hookimpl
 
 ZOO_CONTRACT = "1"
 
-_REG = ("regression",)
+_REG = ("regression", "reconstruction")
 
 
 @hookimpl
