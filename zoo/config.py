@@ -39,6 +39,10 @@ TRAIN_PARAMS: dict[str, Param] = {
     "min_delta": Param("float", 0.0, "early stopping: the smallest change that counts as improvement", min=0.0),
     "scale_targets": Param("bool", True, "regression: the model learns standardised targets and its output "
                            "layer maps back to the data's units"),
+    "threads": Param("int", 0, "CPU threads for training (0: auto, one thread for small models, where more "
+                     "threads only add synchronisation)", min=0),
+    "checkpoint_every": Param("float", 30.0, "seconds between resumable checkpoints (0: every epoch); one is "
+                              "always written at the end and on interruption", min=0.0),
     "workers": Param("int", -1, "DataLoader workers for datasets that are not in-memory tensors (-1: auto)",
                      min=-1),
     "seed": Param("int", 0, "seed for data splits, initialisation and shuffling"),

@@ -165,18 +165,75 @@ def load_data(combo: Combination, cfg: dict[str, Any]) -> Splits:
 
 
 def make_optimizer(cfg: dict[str, Any], params) -> torch.optim.Optimizer:
+    """The configured optimizer, in its fused implementation where torch has one for the device.
+
+    A fused step updates every parameter in one kernel instead of a handful of small
+    ops per tensor: for the small models of a zoo the optimizer step is as costly as
+    forward and backward together, and fusing it is the largest single speed-up.
+    """
     name, lr, wd, mom = cfg["optimizer"], cfg["lr"], cfg["weight_decay"], cfg["momentum"]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd, nesterov=cfg["nesterov"])
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=mom, weight_decay=wd)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
-    raise UsageError(f"unknown optimizer '{name}'")
+    params = list(params)
+    builders = {
+        "sgd": lambda **kw: torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd, nesterov=cfg["nesterov"], **kw),
+        "adam": lambda **kw: torch.optim.Adam(params, lr=lr, weight_decay=wd, **kw),
+        "adamw": lambda **kw: torch.optim.AdamW(params, lr=lr, weight_decay=wd, **kw),
+        "rmsprop": lambda **kw: torch.optim.RMSprop(params, lr=lr, momentum=mom, weight_decay=wd, **kw),
+        "adagrad": lambda **kw: torch.optim.Adagrad(params, lr=lr, weight_decay=wd, **kw),
+    }
+    if name not in builders:
+        raise UsageError(f"unknown optimizer '{name}'")
+    if cfg.get("fused", True) and name != "rmsprop":
+        try:
+            return builders[name](fused=True)
+        except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or dtype
+            pass
+    return builders[name]()
+
+
+def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass on one sample (Linear and Conv layers)."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        out = output if isinstance(output, torch.Tensor) else None
+        if out is None:
+            return
+        if isinstance(module, torch.nn.Linear):
+            total += module.in_features * out.numel()
+        elif isinstance(module, torch.nn.modules.conv._ConvNd):
+            total += out.numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+        elif isinstance(module, torch.nn.RNNBase):
+            total += sum(p.numel() for p in module.parameters()) * (out.shape[1] if out.dim() > 2 else 1)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            device = next(iter(model.parameters()), torch.empty(0)).device
+            model(torch.zeros(1, *input_shape, device=device))
+    except Exception:  # noqa: BLE001 - only an estimate
+        return 0
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return total
+
+
+#: Below this many multiply-accumulates per optimizer step, one CPU thread is faster: the
+#: work per op is too small to split, and spare threads only spin (badly so on a busy machine).
+SMALL_STEP_MACS = 4_000_000
+
+
+def choose_threads(setting: int, model: torch.nn.Module, input_shape, batch_size: int, device: torch.device) -> int:
+    if setting > 0:
+        return setting
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    macs = count_macs(model, tuple(input_shape)) * batch_size
+    return 1 if macs < SMALL_STEP_MACS else torch.get_num_threads()
 
 
 class LRSchedule:
@@ -302,13 +359,17 @@ def predict(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_split(model, loss_fn, split, task: str, target: str, device: torch.device,
-                   reads: tuple[str, ...] = (), workers: int = 0) -> dict[str, float]:
-    """Loss and metrics of ``model`` on a split (tensor pair or Dataset)."""
+                   reads: tuple[str, ...] = (), workers: int = 0, fast: bool = False) -> dict[str, float]:
+    """Loss and metrics of ``model`` on a split (tensor pair or Dataset).
+
+    ``fast`` computes the metrics in torch (for the per-epoch history); otherwise with
+    scikit-learn (final metrics, ``zoo eval``).
+    """
     pred, extras, y = forward_all(model, split, device, workers)
     with torch.no_grad():
         loss = compute_loss(loss_fn, {"output": pred, **extras} if reads else pred, adapt_targets(y, target), reads)
     res = {"loss": float(loss)}
-    res.update(metrics.compute(task, pred, y, target))
+    res.update((metrics.compute_fast if fast else metrics.compute)(task, pred, y, target))
     return res
 
 
@@ -426,6 +487,8 @@ class Trainer:
             model.mean.copy_(y.mean(0))
             model.std.copy_(y.std(0).clamp_min(1e-12) if len(y) > 1 else torch.ones_like(model.std))
         self.model = model.to(self.device)
+        if not cfg.get("threads"):
+            cfg["threads"] = choose_threads(0, self.model, meta.input_shape, cfg["batch_size"], self.device)
         self.loss_fn = build_loss(self.combo, cfg, self.device)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.reads = tuple(self.combo.loss.spec.reads)
@@ -438,6 +501,8 @@ class Trainer:
         self.best: dict[str, Any] = {"value": None, "epoch": None, "bad_epochs": 0}
         self.best_state: dict[str, torch.Tensor] | None = None
         self.lower_is_better = minimize(cfg["monitor"])
+        self.saved_epoch = 0  # the epoch of the newest resumable checkpoint on disk
+        self.saved_at = time.perf_counter()
         if run_dir is None:
             stem = cfg["recipe"] or f"{cfg['dataset']}-{cfg['model']}-{cfg['loss']}"
             run_dir = runs.create_run_dir(stem, out)
@@ -457,6 +522,10 @@ class Trainer:
     def save_checkpoint(self) -> None:
         tag = {"epoch": str(self.epoch)}
         d = self.run_dir
+        if self.best_state is not None and self.best["epoch"] != self.best.get("saved"):
+            checkpoint.save_weights(self.best_state, d / runs.WEIGHTS,
+                                    {**self._weights_meta(), "epoch": str(self.best["epoch"])}, fsync=False)
+            self.best["saved"] = self.best["epoch"]
         checkpoint.save_weights(self.model, d / CKPT_MODEL, {**self._weights_meta(), **tag}, fsync=False)
         tensors, plain = _optimizer_split(self.optimizer)
         checkpoint.save_weights(tensors, d / CKPT_OPTIM, {**tag, "optimizer": json.dumps(plain)}, fsync=False)
@@ -464,6 +533,12 @@ class Trainer:
         write_text(d / runs.HISTORY, _history_csv(self.history), fsync=False)
         state = {"epoch": self.epoch, "history": self.history, "best": self.best, "schedule": self.schedule.state()}
         write_json(d / CKPT_STATE, state, fsync=False)  # written last: it commits the checkpoint
+        self.saved_epoch, self.saved_at = self.epoch, time.perf_counter()
+
+    def maybe_checkpoint(self) -> None:
+        """A checkpoint every ``checkpoint_every`` seconds (each epoch when 0)."""
+        if time.perf_counter() - self.saved_at >= self.cfg["checkpoint_every"]:
+            self.save_checkpoint()
 
     def restore_checkpoint(self) -> None:
         d = self.run_dir
@@ -485,6 +560,7 @@ class Trainer:
         self.optimizer.load_state_dict(_optimizer_join(opt_tensors, json.loads(opt_meta["optimizer"])))
         _restore_rng(rng, self.gen)
         self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
+        self.saved_epoch = self.epoch
         self.schedule.load(state["schedule"])
         if (d / runs.WEIGHTS).is_file() and self.best["epoch"] is not None:
             best_model = copy.deepcopy(self.model)
@@ -530,18 +606,16 @@ class Trainer:
         step0 = self.epoch * self.steps_per_epoch
         reporter = self.reporter
         model.train()
-        total = torch.zeros((), device=self.device)
-        seen = 0
-        first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        losses, sizes = [], []
         for b, (xb, tb) in enumerate(self._train_batches(train)):
             if schedule is not None:
                 schedule.apply(opt, step0 + b)
             out = model(xb)
             loss = loss_fn(out, tb) if not isinstance(out, dict) else compute_loss(loss_fn, out, tb, reads)
-            if on_cpu and not math.isfinite(loss.item()):
+            if on_cpu and not math.isfinite(loss.item()):  # no device sync on CPU: stop at once
                 self._non_finite(b + 1, loss.item())
-            total += loss.detach() * len(xb)
-            seen += len(xb)
+            losses.append(loss.detach())
+            sizes.append(len(xb))
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in weights)
             opt.zero_grad(set_to_none=True)
@@ -549,19 +623,21 @@ class Trainer:
             if clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
-            if not on_cpu:
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
-                                        torch.tensor(b + 1, device=self.device), first_bad)
-            reporter.batch(loss.detach())
-        train_loss = float(total) / max(seen, 1)
+            reporter.batch(losses[-1])
+        if not losses:
+            return float("nan")
+        stacked = torch.stack(losses)  # one host sync an epoch, not one a step
+        weights = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
+        train_loss = float((stacked * weights).sum() / weights.sum())
         if not math.isfinite(train_loss):
-            self._non_finite(int(first_bad) if int(first_bad) > 0 else None, train_loss)
+            bad = (~torch.isfinite(stacked)).nonzero()
+            self._non_finite(int(bad[0]) + 1 if len(bad) else None, train_loss)
         return train_loss
 
     def _non_finite(self, batch: int | None, value: float) -> None:
         where = f"epoch {self.epoch + 1}" + (f", batch {batch}" if batch else "")
-        kept = (f"; the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}" if self.epoch
-                else "")
+        kept = (f"; the last good checkpoint (epoch {self.saved_epoch}) is kept in {self.run_dir}"
+                if self.saved_epoch else "")
         raise NonFiniteLoss(
             f"the training loss became {value} in {where}: lower the learning rate (now {self.cfg['lr']}), "
             f"clip gradients (--set clip_grad=1.0) or check that the inputs are normalised{kept}"
@@ -585,6 +661,8 @@ class Trainer:
         self.status.update(status="running")
         self.status.pop("error", None)
         write_json(self.run_dir / runs.STATUS, self.status)
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(cfg["threads"])
         try:
             with _graceful_signals(flag):
                 while self.epoch < epochs:
@@ -595,7 +673,7 @@ class Trainer:
                     train_loss = self.train_epoch(train, flag)
                     self.epoch += 1
                     val = evaluate_split(self.model, self.loss_fn, val_split, self.task, cfg["target"], dev,
-                                         self.reads, self.workers)
+                                         self.reads, self.workers, fast=True)
                     row = {"epoch": self.epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                            "lr": self.optimizer.param_groups[0]["lr"], "time": round(time.perf_counter() - t0, 4)}
                     self.history.append(row)
@@ -604,21 +682,22 @@ class Trainer:
                     if self._improved(value):
                         self.best = {"value": value, "epoch": self.epoch, "bad_epochs": 0}
                         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                        checkpoint.save_weights(self.best_state, self.run_dir / runs.WEIGHTS,
-                                                {**self._weights_meta(), "epoch": str(self.epoch)}, fsync=False)
                     else:
                         self.best["bad_epochs"] += 1
-                    self.save_checkpoint()
                     self.reporter.epoch_end(row, epochs)
                     if flag.signum is not None:
+                        self.save_checkpoint()
                         name = signal.Signals(flag.signum).name
                         self.status.update(status="interrupted", epochs=self.epoch, signal=name)
                         write_json(self.run_dir / runs.STATUS, self.status)
                         raise TrainingInterrupted(
                             f"{name} received: stopped cleanly after epoch {self.epoch}/{epochs}; resume with "
                             f"'zoo train --resume {self.run_dir}'", flag.signum)
+                    self.maybe_checkpoint()
                 if not stopped_early and self.patience_exhausted() and self.epoch < epochs:
                     stopped_early = True
+            if self.saved_epoch != self.epoch:
+                self.save_checkpoint()
             return self.finish(stopped_early)
         except TrainingInterrupted:
             raise
@@ -629,6 +708,7 @@ class Trainer:
             write_json(self.run_dir / runs.STATUS, self.status)
             raise
         finally:
+            torch.set_num_threads(threads_before)
             self.reporter.close()
 
     def patience_exhausted(self) -> bool:
