@@ -27,6 +27,7 @@ from .config import Combination, entries_for, minimize
 from .data import DataMeta, Splits, is_tensor_split
 from .errors import CheckpointError, UsageError, ZooError
 from .files import write_json, write_text
+from .optim import FlatFusedAdam, has_fused_adam
 from .progress import LineReporter, Reporter
 from .registry import Registry
 
@@ -182,6 +183,11 @@ def make_optimizer(cfg: dict[str, Any], params) -> torch.optim.Optimizer:
     }
     if name not in builders:
         raise UsageError(f"unknown optimizer '{name}'")
+    if cfg.get("fused", True) and name in ("adam", "adamw") and params and has_fused_adam(params[0].device):
+        try:
+            return FlatFusedAdam(params, lr=lr, weight_decay=wd, decoupled=name == "adamw")
+        except ValueError:  # mixed dtypes or devices: the per-tensor optimizer below
+            pass
     if cfg.get("fused", True) and name != "rmsprop":
         try:
             return builders[name](fused=True)
