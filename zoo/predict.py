@@ -12,6 +12,12 @@ Input files:
   header and is skipped. Blank lines are ignored.
 - ``.npy``: an array of shape ``(N, *input_shape)`` or ``(N, prod(input_shape))``
   (or ``(N,)`` when a sample is a single number); pickled arrays are refused.
+- ``.csv`` for a run whose dataset declares an ``encode`` function and stored its fitted
+  state (``preprocess.json``), such as the ``csv`` datasets: raw rows WITH a header
+  naming the columns (text categories included; extra columns such as the target are
+  ignored). The encoder turns them into the features the model was trained on, in the
+  trained column order; the stored mean/std is then applied as above. The file is read
+  with the delimiter the state records (``"delimiter"``), else a comma.
 
 Output (CSV text, one row per input row, in order):
 
@@ -25,11 +31,13 @@ Output (CSV text, one row per input row, in order):
 from __future__ import annotations
 
 import csv
+import importlib
 import io
+import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -144,6 +152,100 @@ def read_input(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarra
     return read_csv_input(path, math.prod(input_shape), input_shape).reshape(-1, *input_shape)
 
 
+def read_table_input(path: str | os.PathLike, delimiter: str = ",") -> list[dict[str, str]]:
+    """A CSV file with a header as one dict per data row (header -> stripped cell); blank lines skipped."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        raise UsageError(f"{path}: this run takes raw rows as a .csv file with a header, not "
+                         f"'{path.suffix or '(none)'}'")
+    if not path.is_file():
+        raise UsageError(f"input file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text CSV file (not UTF-8)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        rows = [(reader.line_num, [c.strip() for c in row]) for row in reader]
+    except csv.Error as exc:
+        raise UsageError(f"{path} is not a valid CSV file: {exc}") from None
+    rows = [(n, row) for n, row in rows if any(row)]
+    if not rows:
+        raise UsageError(f"{path} is empty; it needs a header row naming the columns, then the data")
+    _, header = rows.pop(0)
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise UsageError(f"{path}: the header names {', '.join(repr(d) for d in dupes)} more than once")
+    if not rows:
+        raise UsageError(f"{path} has no data rows")
+    out = []
+    for line, row in rows:
+        if len(row) != len(header):
+            raise UsageError(f"{path} line {line} has {len(row)} value{'s' if len(row) != 1 else ''} but the "
+                             f"header names {len(header)} column{'s' if len(header) != 1 else ''}")
+        out.append(dict(zip(header, row)))
+    return out
+
+
+def read_preprocess_state(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's JSON fitted state (``preprocess.json``), or None when the dataset stored none."""
+    path = Path(run_dir) / runs.PREPROCESS_STATE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(state, dict):
+        raise ZooError(f"{path} must hold a JSON object, not {type(state).__name__}")
+    return state
+
+
+def dataset_encoder(cfg: dict[str, Any]) -> Callable[..., Any] | None:
+    """The ``encode`` function the run's dataset declares (imported now), or None."""
+    from .config import entries_for
+
+    spec = entries_for(cfg).dataset.spec
+    ref = getattr(spec, "encode", None)
+    if not ref:
+        return None
+    module_name, _, attr = ref.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # noqa: BLE001 - anything a broken plugin raises
+        raise ZooError(f"dataset '{spec.name}' declares encode '{ref}', which could not be imported: "
+                       f"{type(exc).__name__}: {exc}") from exc
+    return obj
+
+
+def encode_rows(path: str | os.PathLike, cfg: dict[str, Any], encode: Callable[..., Any],
+                state: dict[str, Any]) -> np.ndarray:
+    """Raw rows of a CSV with a header -> the un-standardised features ``(N, *input_shape)``."""
+    path = Path(path)
+    delimiter = state.get("delimiter")
+    rows = read_table_input(path, delimiter if isinstance(delimiter, str) and len(delimiter) == 1 else ",")
+    try:
+        X = encode(rows, state)
+    except ValueError as exc:
+        raise UsageError(f"{path}: {' '.join(str(exc).split())}") from None
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug, not the user's
+        raise ZooError(f"dataset '{cfg['dataset']}' could not encode {path}: {type(exc).__name__}: {exc}") from exc
+    input_shape = tuple(int(d) for d in cfg["meta"]["input_shape"])
+    width = math.prod(input_shape)
+    X = np.asarray(X, dtype=np.float32)
+    if X.shape[:1] != (len(rows),) or math.prod(X.shape[1:]) != width:
+        raise ZooError(f"dataset '{cfg['dataset']}' encoded the {len(rows)} rows of {path} as shape {X.shape}, but "
+                       f"the model expects {_shape_text(input_shape)}")
+    if not np.isfinite(X).all():
+        bad = int(np.argwhere(~np.isfinite(X.reshape(len(X), -1)))[0][0])
+        raise UsageError(f"{path}: data row {bad + 1} encodes to a value that is not a finite number")
+    return X.reshape(len(rows), *input_shape)
+
+
 # -- the run's preprocessing and model -------------------------------------------------
 
 
@@ -252,12 +354,19 @@ def predict_file(run_dir: str | os.PathLike, input_path: str | os.PathLike,
 
     The CSV (columns as described in this module's docstring) is also written to
     ``output`` atomically when given. The input's shape is checked against the run's
-    ``meta.input_shape`` before the model is loaded. Every user mistake (a missing or
-    malformed file, a wrong width, a run without weights) raises :class:`zoo.errors.UsageError`
+    ``meta.input_shape`` before the model is loaded. A run whose dataset declares ``encode``
+    and stored ``preprocess.json`` reads a ``.csv`` input as raw rows with a header and
+    encodes them first. Every user mistake (a missing or malformed file, a wrong width or
+    missing column, a run without weights) raises :class:`zoo.errors.UsageError`
     with a one-line message.
     """
     cfg = check_run(run_dir)
-    X = read_input(input_path, cfg["meta"]["input_shape"])
+    state = read_preprocess_state(run_dir)
+    encode = dataset_encoder(cfg) if state is not None else None
+    if encode is not None and Path(input_path).suffix.lower() == ".csv":
+        X = encode_rows(input_path, cfg, encode, state)
+    else:
+        X = read_input(input_path, cfg["meta"]["input_shape"])
     if output is not None:
         out_path = Path(output)
         if out_path.is_dir():
