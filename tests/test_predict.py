@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 
 import numpy as np
@@ -168,3 +169,86 @@ def test_cli_writes_stdout_or_a_file_and_reports_errors(trained, tmp_path):
     assert out.stderr.strip().splitlines() == [
         f"error: {bad} line 1 has 5 values but the model expects 2 features per row"]
     assert not (tmp_path / "never.csv").exists()
+
+
+# -- runs whose dataset encodes raw rows (the csv datasets) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """A classification CSV with a unique numeric id, a numeric and a categorical feature."""
+    base = tmp_path_factory.mktemp("predict-csv")
+    rng = np.random.default_rng(0)
+    path = base / "train.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "size", "colour", "kind"])
+        for i in range(60):
+            colour = ["red", "green", "blue"][i % 3]
+            size = rng.normal(0.0, 1.0) + {"red": 1.5, "green": 0.0, "blue": -1.5}[colour]
+            w.writerow([i, f"{size:.4f}", colour, "big" if size > 0.5 else "small" if size < -0.5 else "mid"])
+    run = _train(base / "run", dataset="csv", model="mlp", loss="cross-entropy",
+                 params={"path": str(path), "target": "kind"}, epochs=2)
+    return run.dir, path
+
+
+def test_csv_run_predicts_raw_rows_with_a_header_including_an_unseen_category(csv_run, tmp_path):
+    run, _ = csv_run
+    assert (run / runs.PREPROCESS_STATE).is_file()
+    inp = tmp_path / "new.csv"
+    inp.write_text("colour,size,id\nred,1.2,3\npurple,0.1,4\n\ngreen,-0.7,5\n")  # any column order; blank line
+    header, rows = parse(predict_file(run, inp))
+    assert header == ["label", "prob_big", "prob_mid", "prob_small"]
+    assert len(rows) == 3 and all(r[0] in ("big", "mid", "small") for r in rows)
+    probs = np.array([[float(v) for v in r[1:]] for r in rows])
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+    # the same as the model on the encoded, standardised rows: an unseen colour is all zeros
+    from zoo.predict import read_preprocess
+    from zoo_tabular.csvdata import encode
+
+    state = json.loads((run / runs.PREPROCESS_STATE).read_text())
+    assert state["categories"]["colour"] == ["blue", "green", "red"]
+    raw = encode([{"id": "3", "size": "1.2", "colour": "red"}, {"id": "4", "size": "0.1", "colour": "purple"},
+                  {"id": "5", "size": "-0.7", "colour": "green"}], state)
+    np.testing.assert_array_equal(raw[1], [4.0, np.float32(0.1), 0.0, 0.0, 0.0])
+    pre = read_preprocess(run)
+    expected = torch.softmax(model_outputs(run, (torch.from_numpy(raw) - pre["mean"]) / pre["std"]), dim=1)
+    np.testing.assert_allclose(probs, expected.numpy(), atol=1e-6)
+    assert [r[0] for r in rows] == [state["classes"][i] for i in expected.argmax(1).tolist()]
+
+
+def test_csv_predictions_on_the_training_file_equal_the_model_on_its_splits(csv_run, tmp_path):
+    run, path = csv_run
+    header, rows = parse(predict_file(run, path))  # the raw training file, target column included
+    probs = np.array([[float(v) for v in r[1:]] for r in rows])
+    cfg = runs.read_config(run)
+    splits = load_data(entries_for(cfg), cfg)
+    pre = splits.preprocess
+    for part in ("train", "val", "test"):
+        X = splits.split(part)[0]
+        ids = torch.round(X[:, 0] * pre["std"][0] + pre["mean"][0]).long().numpy()  # the id column, raw
+        expected = torch.softmax(model_outputs(run, X), dim=1).numpy()
+        np.testing.assert_allclose(probs[ids], expected, atol=1e-6)
+
+
+def test_csv_run_input_mistakes_are_one_line_usage_errors(csv_run, tmp_path):
+    run, _ = csv_run
+    cases = {
+        "nocol.csv": ("id,colour\n1,red\n", r"missing column 'size'; the model was trained on the columns id, "
+                      "size, colour, and the first line must be a header naming them"),
+        "typo.csv": ("id,sise,colour\n1,2,red\n", r"missing column 'size' \(is 'sise' meant to be 'size'\?\)"),
+        "noheader.csv": ("1,2,red\n3,4,blue\n", "missing columns .* the first line must be a header naming them"),
+        "numbers.csv": ("1,2,3\n", "has no header row .*needs a first line naming the columns"),
+        "otherheader.csv": ("a,b,c\n1,2,red\n", "missing columns 'id', 'size', 'colour'; the model was trained"),
+        "cell.csv": ("id,size,colour\n1,2,red\n2,big,red\n", "data row 2, column 'size': 'big' is not a number"),
+        "ragged.csv": ("id,size,colour\n1,2\n", "line 2 has 2 values but the header names 3 columns"),
+        "headeronly.csv": ("id,size,colour\n", "has no data rows"),
+    }
+    for name, (text, pattern) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(UsageError, match=pattern) as info:
+            predict_file(run, tmp_path / name)
+        assert "\n" not in str(info.value)
+        assert str(info.value).startswith(str(tmp_path / name))
+    out = run_zoo("predict", str(run), "--input", str(tmp_path / "typo.csv"), cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1

@@ -155,6 +155,8 @@ def load_data(combo: Combination, cfg: dict[str, Any]) -> Splits:
         splits = ds.load()(seed=cfg["seed"], **cfg["dataset_params"])
     except ZooError:
         raise
+    except (ValueError, OSError) as exc:  # the dataset's own message for a bad file or value
+        raise ZooError(f"dataset '{ds.name}': {exc}") from exc
     except Exception as exc:
         raise ZooError(f"dataset '{ds.name}' could not be loaded with {cfg['dataset_params']}: "
                        f"{type(exc).__name__}: {exc}") from exc

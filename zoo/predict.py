@@ -175,6 +175,9 @@ def read_table_input(path: str | os.PathLike, delimiter: str = ",") -> list[dict
     if not rows:
         raise UsageError(f"{path} is empty; it needs a header row naming the columns, then the data")
     _, header = rows.pop(0)
+    if all(_is_number(c) for c in header if c):
+        raise UsageError(f"{path} has no header row (its first line holds numbers); this run needs a first line "
+                         "naming the columns")
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise UsageError(f"{path}: the header names {', '.join(repr(d) for d in dupes)} more than once")

@@ -23,10 +23,19 @@ from zoo.errors import UsageError, ZooError
 from zoo.registry import get_registry
 
 PLUGIN = "tabular"
+#: The generated toy datasets (the tests below regenerate their data); the bundled real data
+#: sets and the CSV datasets have their own test files.
 DATASETS = ("sine", "moons", "blobs")
+REAL_DATASETS = ("iris", "wine", "breast-cancer", "diabetes")
+CSV_DATASETS = ("csv", "csv-binary", "csv-regression")
+ALL_DATASETS = DATASETS + REAL_DATASETS + CSV_DATASETS
 MODELS = ("linear", "mlp")
+ALL_MODELS = MODELS + ("resmlp",)
+#: The guides' recipes (trained for one epoch below); the real-data recipes are in test_real_data.py.
 RECIPES = ("regression-mlp", "moons-mlp", "blobs-mlp")
+ALL_RECIPES = RECIPES + ("iris-mlp", "wine-mlp", "breast-cancer-linear", "diabetes-mlp")
 COMPONENTS = [("dataset", n) for n in DATASETS] + [("model", n) for n in MODELS]
+ALL_COMPONENTS = [("dataset", n) for n in ALL_DATASETS] + [("model", n) for n in ALL_MODELS]
 CLASSIFICATION = ("moons", "blobs")
 
 ACTIVATION_MODULES = {
@@ -91,14 +100,14 @@ def test_plugin_is_discovered_through_its_entry_point_without_problems():
     assert plugin.error is None
     assert plugin.value == "zoo_tabular"
     assert plugin.contract == "1"
-    assert sorted(plugin.contributes["dataset"]) == sorted(DATASETS)
-    assert sorted(plugin.contributes["model"]) == sorted(MODELS)
-    assert sorted(plugin.contributes["recipe"]) == sorted(RECIPES)
+    assert sorted(plugin.contributes["dataset"]) == sorted(ALL_DATASETS)
+    assert sorted(plugin.contributes["model"]) == sorted(ALL_MODELS)
+    assert sorted(plugin.contributes["recipe"]) == sorted(ALL_RECIPES)
     assert "loss" not in plugin.contributes
     assert not [p for p in reg.problems() if f"'{PLUGIN}'" in p]
 
 
-@pytest.mark.parametrize("kind,name", COMPONENTS + [("recipe", r) for r in RECIPES])
+@pytest.mark.parametrize("kind,name", ALL_COMPONENTS + [("recipe", r) for r in ALL_RECIPES])
 def test_component_comes_from_the_plugin_and_declares_no_problems(kind, name):
     e = entry(kind, name)
     assert e.plugin.name == PLUGIN
@@ -111,7 +120,7 @@ def test_component_comes_from_the_plugin_and_declares_no_problems(kind, name):
         assert e.spec.resolve_params() == {k: p.default for k, p in e.spec.params.items()}
 
 
-@pytest.mark.parametrize("kind,name", COMPONENTS)
+@pytest.mark.parametrize("kind,name", ALL_COMPONENTS)
 def test_implementation_parameters_match_the_declaration(kind, name):
     e = entry(kind, name)
     sig = inspect.signature(e.load())
@@ -134,7 +143,7 @@ def test_implementation_parameters_match_the_declaration(kind, name):
 
 def test_recipes_name_components_that_exist_and_their_params_are_valid():
     reg = get_registry()
-    for name in RECIPES:
+    for name in ALL_RECIPES:
         rec = entry("recipe", name).spec
         for comp, given in (("dataset", rec.dataset_params), ("model", rec.model_params),
                             ("loss", rec.loss_params)):
