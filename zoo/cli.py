@@ -169,8 +169,12 @@ def info_cmd(name: str, as_json: bool) -> None:
             click.echo(f"  input:    {s.input}")
         elif s.kind == "model":
             click.echo(f"  inputs:   {', '.join(s.inputs)}")
+            if tuple(s.outputs) != ("output",):
+                click.echo(f"  outputs:  {', '.join(s.outputs)}")
         elif s.kind == "loss":
             click.echo(f"  targets:  {s.target}")
+            if s.reads:
+                click.echo(f"  reads:    {', '.join(s.reads)} (model outputs beside the prediction)")
         click.echo(f"  implementation: {s.impl}")
         if s.params:
             click.echo("  hyperparameters (zoo train --set KEY=VALUE):")

@@ -204,8 +204,8 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
 
     def hook(module, inputs, output):
         nonlocal total
-        out = output if isinstance(output, torch.Tensor) else None
-        if out is None:
+        out = output[0] if isinstance(output, tuple) else output  # RNNs return (output, state)
+        if not isinstance(out, torch.Tensor):
             return
         if isinstance(module, torch.nn.Linear):
             total += module.in_features * out.numel()
@@ -232,7 +232,7 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
 
 #: Below this many multiply-accumulates per optimizer step, one CPU thread is faster: the
 #: work per op is too small to split, and spare threads only spin (badly so on a busy machine).
-SMALL_STEP_MACS = 4_000_000
+SMALL_STEP_MACS = 64_000_000
 
 
 def choose_threads(setting: int, model: torch.nn.Module, input_shape, batch_size: int, device: torch.device) -> int:

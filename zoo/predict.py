@@ -310,7 +310,7 @@ class Predictor:
 
     def columns(self) -> list[str]:
         meta = self.cfg["meta"]
-        if self.task == "regression":
+        if self.task in ("regression", "reconstruction"):
             k = int(self.cfg.get("out_features") or meta.get("num_targets") or 1)
             return ["prediction"] if k == 1 else [f"prediction_{i}" for i in range(k)]
         return ["label", *(f"prob_{c}" for c in self.class_names())]
@@ -330,6 +330,15 @@ class Predictor:
     def rows(self, X_raw: np.ndarray | torch.Tensor) -> list[list[Any]]:
         """One row per sample, matching :meth:`columns`: floats, or a label then floats."""
         out = self.outputs(X_raw)
+        if self.task == "reconstruction":
+            # the model reconstructs the standardised input: back to the data's units
+            out = out.reshape(len(out), -1)
+            if "mean" in self.preprocess and "std" in self.preprocess:
+                shape = tuple(self.cfg["meta"]["input_shape"])
+                mean = self.preprocess["mean"].float().cpu().expand(shape).reshape(-1)
+                std = self.preprocess["std"].float().cpu().expand(shape).reshape(-1)
+                out = out * std + mean
+            return out.tolist()
         if self.task == "regression":
             return out.reshape(len(out), -1).tolist()
         if self.target == "binary":
