@@ -58,7 +58,7 @@ def zoo_models():
         ),
         ModelSpec(
             name="resnet",
-            summary="ResNet of residual basic blocks with BatchNorm, average pooling and a linear head (any image size).",
+            summary="ResNet: residual basic blocks with BatchNorm, average pooling, linear head (any image size).",
             tasks=_BN_TASKS,
             inputs=("image",),
             impl="zoo_vision.models:resnet",
@@ -116,7 +116,7 @@ def zoo_recipes():
             dataset="digits",
             model="resnet",
             loss="cross-entropy",
-            train={"epochs": 20, "batch_size": 64, "lr": 0.003, "optimizer": "adamw", "schedule": "cosine",
+            train={"epochs": 30, "batch_size": 64, "lr": 0.003, "optimizer": "adamw", "schedule": "cosine",
                    "weight_decay": 0.01},
         ),
         RecipeSpec(
@@ -134,7 +134,7 @@ def zoo_recipes():
             dataset="digits",
             model="vgg",
             loss="cross-entropy",
-            train={"epochs": 20, "batch_size": 64, "lr": 0.003, "optimizer": "adamw", "schedule": "cosine",
+            train={"epochs": 15, "batch_size": 64, "lr": 0.003, "optimizer": "adamw", "schedule": "cosine",
                    "weight_decay": 0.01},
         ),
     ]
