@@ -245,3 +245,20 @@ def test_progress_bar_on_a_terminal(tmp_path):
     # the tqdm bar: epoch, batches done of 94, rate (the loss shows once the bar refreshes mid-epoch)
     assert "epoch 1/2:" in text and "/94 [" in text and "batch/s" in text
     assert "epoch 2/2  train_loss" in text  # and the epoch's summary line
+
+
+def test_bf16_autocast_trains_and_reloads_exactly(tmp_path):
+    run = zoo.train("blobs-mlp", epochs=3, precision="bf16", quiet=True, out=tmp_path / "r")
+    assert run.metrics["test"]["accuracy"] > 0.9
+    weights = load_file(str(run.dir / "model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in weights.values())  # autocast: weights stay float32
+    assert zoo.evaluate(run.dir) == pytest.approx(run.metrics["test"], abs=1e-12)
+
+
+def test_compile_option_trains_the_same_weights_it_saves(tmp_path):
+    # the eager backend exercises the wiring (compiled module for training, the plain module
+    # for evaluation and saving) without paying for code generation in the test suite
+    run = zoo.train("blobs-mlp", epochs=2, compile=True, compile_backend="eager", quiet=True, out=tmp_path / "r")
+    plain = zoo.train("blobs-mlp", epochs=2, quiet=True, out=tmp_path / "p")
+    assert _same_weights(run.dir / "model.safetensors", plain.dir / "model.safetensors")
+    assert not any(k.startswith("_orig_mod") for k in load_file(str(run.dir / "model.safetensors")))

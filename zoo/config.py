@@ -43,6 +43,10 @@ TRAIN_PARAMS: dict[str, Param] = {
                      "threads only add synchronisation)", min=0),
     "checkpoint_every": Param("float", 30.0, "seconds between resumable checkpoints (0: every epoch); one is "
                               "always written at the end and on interruption", min=0.0),
+    "precision": Param("str", "32", "32 (float32) or bf16 (bfloat16 autocast for forward passes; weights stay "
+                       "float32)", choices=("32", "bf16")),
+    "compile": Param("bool", False, "torch.compile the model for training (pays a compile time up front)"),
+    "compile_backend": Param("str", "inductor", "torch.compile backend (inductor; eager checks the wiring only)"),
     "workers": Param("int", -1, "DataLoader workers for datasets that are not in-memory tensors (-1: auto)",
                      min=-1),
     "seed": Param("int", 0, "seed for data splits, initialisation and shuffling"),

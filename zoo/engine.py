@@ -335,14 +335,23 @@ def eval_batches(split, device: torch.device, batch_size: int = EVAL_BATCH, work
 
 
 @torch.no_grad()
-def forward_all(model: torch.nn.Module, split, device: torch.device, workers: int = 0):
+def autocast_for(cfg: dict[str, Any] | None, device: torch.device):
+    """The forward-pass precision context of a run (bfloat16 autocast, or nothing)."""
+    if cfg is not None and cfg.get("precision") == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def forward_all(model: torch.nn.Module, split, device: torch.device, workers: int = 0, cfg=None):
     """Eval-mode outputs over a whole split: (prediction, extras, targets), concatenated."""
     was_training = model.training
     model.eval()
     preds, extras, ys = [], {}, []
     try:
         for xb, yb in eval_batches(split, device, workers=workers):
-            p, ex = split_outputs(model(xb))
+            with autocast_for(cfg, device):
+                out = model(xb)
+            p, ex = split_outputs(out)
             preds.append(p)
             ys.append(yb)
             for k, v in ex.items():
@@ -355,25 +364,28 @@ def forward_all(model: torch.nn.Module, split, device: torch.device, workers: in
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
+def predict(model: torch.nn.Module, X: torch.Tensor, cfg: dict[str, Any] | None = None) -> torch.Tensor:
     """Raw predictions of ``model`` (its ``output``) in eval mode, in batches."""
     was_training = model.training
     model.eval()
     try:
-        outs = [split_outputs(model(X[i : i + EVAL_BATCH]))[0] for i in range(0, max(len(X), 1), EVAL_BATCH)]
+        with autocast_for(cfg, X.device):
+            outs = [split_outputs(model(X[i : i + EVAL_BATCH]))[0] for i in range(0, max(len(X), 1), EVAL_BATCH)]
         return torch.cat(outs)
     finally:
         model.train(was_training)
 
 
 def evaluate_split(model, loss_fn, split, task: str, target: str, device: torch.device,
-                   reads: tuple[str, ...] = (), workers: int = 0, fast: bool = False) -> dict[str, float]:
+                   reads: tuple[str, ...] = (), workers: int = 0, fast: bool = False,
+                   cfg: dict[str, Any] | None = None) -> dict[str, float]:
     """Loss and metrics of ``model`` on a split (tensor pair or Dataset).
 
     ``fast`` computes the metrics in torch (for the per-epoch history); otherwise with
     scikit-learn (final metrics, ``zoo eval``).
     """
-    pred, extras, y = forward_all(model, split, device, workers)
+    pred, extras, y = forward_all(model, split, device, workers, cfg)
+    pred, extras = pred.float(), {k: v.float() for k, v in extras.items()}
     with torch.no_grad():
         loss = compute_loss(loss_fn, {"output": pred, **extras} if reads else pred, adapt_targets(y, target), reads)
     res = {"loss": float(loss)}
@@ -495,6 +507,9 @@ class Trainer:
             model.mean.copy_(y.mean(0))
             model.std.copy_(y.std(0).clamp_min(1e-12) if len(y) > 1 else torch.ones_like(model.std))
         self.model = model.to(self.device)
+        self.train_model = self.model
+        if cfg.get("compile"):
+            self.train_model = torch.compile(self.model, backend=cfg.get("compile_backend", "inductor"))
         if not cfg.get("threads"):
             cfg["threads"] = choose_threads(0, self.model, meta.input_shape, cfg["batch_size"], self.device)
         self.loss_fn = build_loss(self.combo, cfg, self.device)
@@ -606,7 +621,8 @@ class Trainer:
             yield xb.to(dev, non_blocking=True), adapt_targets(yb.to(dev, non_blocking=True), target)
 
     def train_epoch(self, train, flag: _StopFlag) -> float:
-        cfg, model, opt, loss_fn, reads = self.cfg, self.model, self.optimizer, self.loss_fn, self.reads
+        cfg, model, opt, loss_fn, reads = self.cfg, self.train_model, self.optimizer, self.loss_fn, self.reads
+        bf16 = cfg.get("precision") == "bf16"
         l1, clip = cfg["l1"], cfg["clip_grad"]
         schedule = self.schedule if self.schedule.active else None
         weights = [p for name, p in model.named_parameters() if p.dim() > 1] if l1 else []
@@ -618,7 +634,12 @@ class Trainer:
         for b, (xb, tb) in enumerate(self._train_batches(train)):
             if schedule is not None:
                 schedule.apply(opt, step0 + b)
-            out = model(xb)
+            if bf16:
+                with autocast_for(cfg, self.device):
+                    out = model(xb)
+                out = {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
+            else:
+                out = model(xb)
             loss = loss_fn(out, tb) if not isinstance(out, dict) else compute_loss(loss_fn, out, tb, reads)
             if on_cpu and not math.isfinite(loss.item()):  # no device sync on CPU: stop at once
                 self._non_finite(b + 1, loss.item())
@@ -681,7 +702,7 @@ class Trainer:
                     train_loss = self.train_epoch(train, flag)
                     self.epoch += 1
                     val = evaluate_split(self.model, self.loss_fn, val_split, self.task, cfg["target"], dev,
-                                         self.reads, self.workers, fast=True)
+                                         self.reads, self.workers, fast=True, cfg=cfg)
                     row = {"epoch": self.epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                            "lr": self.optimizer.param_groups[0]["lr"], "time": round(time.perf_counter() - t0, 4)}
                     self.history.append(row)
@@ -732,7 +753,7 @@ class Trainer:
         results = {}
         for split in ("train", "val", "test"):
             results[split] = evaluate_split(final, self.loss_fn, self.splits.split(split), self.task, cfg["target"],
-                                            dev, self.reads, self.workers)
+                                            dev, self.reads, self.workers, cfg=cfg)
         best_epoch = self.best["epoch"]
         checkpoint.save_weights(final, self.run_dir / runs.WEIGHTS, {**self._weights_meta(),
                                                                      "epoch": str(best_epoch)})
@@ -782,7 +803,7 @@ def reload_check(model: torch.nn.Module, run_dir: Path, combo: Combination, cfg:
     """Rebuild the model from the config, load the saved file, demand identical outputs."""
     fresh = build_model(combo, cfg, DataMeta.from_json(cfg["meta"])).to(X.device)
     checkpoint.load_weights(fresh, run_dir / runs.WEIGHTS)
-    expected, got = predict(model, X), predict(fresh, X)
+    expected, got = predict(model, X, cfg), predict(fresh, X, cfg)
     if not torch.equal(expected, got):
         diff = (expected.float() - got.float()).abs().max().item()
         raise CheckpointError(
@@ -809,7 +830,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
     dev = next(iter(model.parameters()), torch.empty(0)).device
     splits = load_data(combo, cfg)
     return evaluate_split(model, build_loss(combo, cfg, dev), splits.split(split), splits.meta.task, cfg["target"],
-                          dev, tuple(combo.loss.spec.reads), _workers(cfg.get("workers", -1)))
+                          dev, tuple(combo.loss.spec.reads), _workers(cfg.get("workers", -1)), cfg=cfg)
 
 
 def _workers(setting: int) -> int:

@@ -306,7 +306,7 @@ class Predictor:
         from .engine import predict
 
         X = torch.as_tensor(np.asarray(X_raw, dtype=np.float32)).to(self.device)
-        return predict(self.model, standardize(X, self.preprocess)).float().cpu()
+        return predict(self.model, standardize(X, self.preprocess), self.cfg).float().cpu()
 
     def columns(self) -> list[str]:
         meta = self.cfg["meta"]
