@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="zoo's benchmark suite: the engine vs a tight loop, the DataLoader loop and scikit-learn, "
                     "start-up, the reload check and peak memory, each as a ratio with both sides' test scores.",
+        epilog="python -m bench quality [--recipes a,b] [--seeds N] [--quick]: every recipe's test score "
+               "against scikit-learn peers (see bench/quality.py).",
     )
     p.add_argument("--quick", action="store_true",
                    help="few epochs and repeats: a smoke run (well under a minute), not figures to quote")
@@ -52,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["quality"]:  # the quality table: its own command and options
+        from . import quality
+
+        return quality.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         only = parse_only(args.only)
