@@ -71,14 +71,18 @@ def _expects(width: int, input_shape: Sequence[int] | None) -> str:
     return text
 
 
-def read_csv_input(path: Path, width: int, input_shape: Sequence[int] | None = None) -> np.ndarray:
-    """Rows of ``width`` numbers from a CSV file (header row detected and skipped) as float32 ``(N, width)``."""
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not a text CSV file (not UTF-8)") from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def read_csv_input(path: Path, width: int, input_shape: Sequence[int] | None = None) -> np.ndarray:
+    """Rows of ``width`` numbers from a CSV file (header row detected and skipped) as float32 ``(N, width)``."""
+    text = _read_text(path)
     try:
         rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(io.StringIO(text)), 1)]
     except csv.Error as exc:
@@ -160,12 +164,7 @@ def read_table_input(path: str | os.PathLike, delimiter: str = ",") -> list[dict
                          f"'{path.suffix or '(none)'}'")
     if not path.is_file():
         raise UsageError(f"input file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a text CSV file (not UTF-8)") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    text = _read_text(path)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         rows = [(reader.line_num, [c.strip() for c in row]) for row in reader]
