@@ -687,9 +687,10 @@ class Trainer:
         self.reporter.message(
             f"training {self.run_dir.name} on {dev} ({split_len(train)} train / {split_len(val_split)} val samples, "
             f"epochs {self.epoch + 1}-{epochs}) -> {self.run_dir}")
-        self.status.update(status="running")
-        self.status.pop("error", None)
-        write_json(self.run_dir / runs.STATUS, self.status)
+        if self.status.get("status") != "running" or "error" in self.status:  # a resumed run: mark it again
+            self.status.update(status="running")
+            self.status.pop("error", None)
+            write_json(self.run_dir / runs.STATUS, self.status)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(cfg["threads"])
         try:
