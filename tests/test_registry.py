@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import types
 
 import pytest
@@ -72,6 +75,7 @@ def test_builtin_plugins_come_from_entry_points_of_the_installed_distribution():
     assert set(reg.names("loss")) >= {"mse", "l1", "huber", "cross-entropy", "bce-with-logits"}
     assert set(reg.names("recipe")) >= {"regression-mlp", "moons-mlp", "blobs-mlp", "digits-cnn"}
     assert reg.problems() == []
+    assert reg.verify() == []  # every implementation imports and accepts its declared parameters
 
 
 def test_discovery_happens_once_per_process():
@@ -122,6 +126,21 @@ def test_strict_switch_makes_plugin_problems_fatal(monkeypatch):
     bad = [ModelSpec(name="ok", summary="fine", tasks=("nope",), impl="m:f")]
     with pytest.raises(PluginLoadError, match="unknown task 'nope'"):
         Registry.from_modules({"p": _module("p", zoo_models=bad)})
+
+
+def test_strict_switch_also_reports_hook_functions_zoo_never_calls(monkeypatch):
+    def zoo_models():  # not marked @hookimpl
+        return [ModelSpec(name="lost", summary="Never listed.", tasks=("binary",), impl="m:f")]
+
+    mod = types.ModuleType("unmarked")
+    mod.zoo_models = zoo_models
+    reg = Registry.from_modules({"p": mod})
+    assert reg.problems() == [] and reg.names("model") == []
+    assert reg.verify() == ["plugin 'p' ((local) 0): zoo_models() is not marked @hookimpl, so zoo never calls it: "
+                            "lost is invisible to `zoo list` (decorate it with @zoo.hookimpl)"]
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginLoadError, match=r"zoo_models\(\) is not marked @hookimpl"):
+        Registry.from_modules({"p": mod})
 
 
 def test_hyperparameters_are_validated_with_types_defaults_and_choices():
@@ -219,3 +238,104 @@ def test_plugins_command_shows_each_distribution_and_a_broken_one(tmp_path, zoo_
     assert by_name["broken"]["error"].startswith("ModuleNotFoundError")
     vision = by_name["vision"]["contributes"]
     assert "digits" in vision["dataset"] and "cnn" in vision["model"] and "digits-cnn" in vision["recipe"]
+
+
+TYPOS = """
+from zoo import ModelSpec, Param, hookimpl
+
+@hookimpl
+def zoo_models():
+    return [
+        ModelSpec(name="fine", summary="Imports and accepts its parameters.", tasks=("regression",),
+                  impl="typos_impl:net", params={"width": Param("int", 8)}),
+        ModelSpec(name="typo", summary="Something about it is misspelled.", tasks=("regression",),
+                  impl=IMPL, params=PARAMS),
+    ]
+"""
+
+TYPOS_IMPL = """
+def net(input_shape, out_features, *, width=8):
+    raise RuntimeError("verification never calls an implementation")
+"""
+
+
+@pytest.mark.parametrize("impl, params, problem", [
+    ("typos_imp:net", '{"width": Param("int", 8)}',
+     "implementation 'typos_imp:net' cannot be imported: ModuleNotFoundError: No module named 'typos_imp'; "
+     "did you mean 'typos_impl' or 'typos'?"),
+    ("typos_impl:nett", '{"width": Param("int", 8)}',
+     "implementation 'typos_impl:nett' cannot be imported: AttributeError: module 'typos_impl' has no attribute "
+     "'nett'; did you mean 'net'?"),
+    ("typos_impl:net", '{"width": Param("int", 8), "widht": Param("int", 8)}',
+     "parameters declared but not accepted by the implementation: widht"),
+], ids=["misspelled-module", "misspelled-attribute", "undeclared-parameter"])
+def test_strict_mode_and_plugins_check_verify_each_implementation(tmp_path, zoo_cli, impl, params, problem):
+    plugin = TYPOS.replace("IMPL", repr(impl)).replace("PARAMS", params)
+    site = install_plugin(tmp_path / "site", "zoo-typos", {"typos": plugin, "typos_impl": TYPOS_IMPL},
+                          {"typos": "typos"})
+    env = site_env(site)
+    line = f"model 'typo' from plugin 'typos' (zoo-typos 1.0): {problem}"
+    plain = zoo_cli("list", "models", env=env)  # imports no implementation, so sees nothing wrong
+    assert plain.returncode == 0 and plain.stderr == "", plain.stderr
+    assert "  typo " in plain.stdout and "  fine " in plain.stdout and "  mlp " in plain.stdout
+    only = {**env, "ZOO_PLUGINS": "typos"}  # verify this plugin alone (the built-ins would import torch)
+    strict = zoo_cli("list", env={**only, "ZOO_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 1 and strict.stdout == ""
+    assert strict.stderr == f"error: ZOO_STRICT_PLUGINS is set and plugins have problems: {line}\n"
+    check = zoo_cli("plugins", "--check", env=only)
+    assert check.returncode == 1
+    assert f"problem: {line}\n" in check.stdout and check.stdout.endswith("1 problem found\n")
+
+
+def test_plugins_check_passes_sound_plugins_and_speaks_json(tmp_path, zoo_cli):
+    plugin = TYPOS.replace("IMPL", repr("typos_impl:net")).replace("PARAMS", "{}").replace(
+        '"typo"', '"typo", inputs=("tabular",)')
+    site = install_plugin(tmp_path / "site", "zoo-typos", {"typos": plugin, "typos_impl": TYPOS_IMPL},
+                          {"typos": "typos"})
+    only = {**site_env(site), "ZOO_PLUGINS": "typos"}
+    ok = zoo_cli("plugins", "--check", env=only)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.endswith("all 1 plugin verified: 2 implementations checked (each imports and accepts its "
+                              "declared parameters)\n")
+    assert json.loads(zoo_cli("plugins", "--check", "--json", env=only).stdout)["verified"] is True
+    (site / "typos_impl.py").write_text("")  # now neither implementation exists
+    bad = zoo_cli("plugins", "--check", "--json", env=only)
+    data = json.loads(bad.stdout)
+    assert bad.returncode == 1 and data["verified"] is False
+    assert [p.split(":")[0] for p in data["problems"]] == ["model 'fine' from plugin 'typos' (zoo-typos 1.0)",
+                                                           "model 'typo' from plugin 'typos' (zoo-typos 1.0)"]
+
+
+LOUD = """
+from zoo import ModelSpec, hookimpl
+
+@hookimpl
+def zoo_models():
+    return [ModelSpec(name="loud", summary="Its implementation module fails on import.", tasks=("regression",),
+                      impl="loud_impl:net")]
+"""
+
+LIST_PROBE = """
+import runpy, sys
+sys.argv = ["zoo", "list"]
+try:
+    runpy.run_module("zoo", run_name="__main__")
+except SystemExit:
+    pass
+print("IMPORTED:" + ",".join(m for m in ("loud_impl", "torch", "sklearn") if m in sys.modules), file=sys.stderr)
+"""
+
+
+def test_plain_list_imports_no_implementation_but_strict_mode_does(tmp_path, zoo_cli):
+    site = install_plugin(tmp_path / "site", "zoo-loud", {"loud": LOUD,
+                                                          "loud_impl": "raise RuntimeError('loud_impl was imported')"},
+                          {"loud": "loud"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")} | site_env(site)
+    out = subprocess.run([sys.executable, "-c", LIST_PROBE], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert "  loud " in out.stdout
+    assert [line for line in out.stderr.splitlines() if line.startswith("IMPORTED:")] == ["IMPORTED:"], out.stderr
+    strict = zoo_cli("list", env={**site_env(site), "ZOO_PLUGINS": "loud", "ZOO_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 1
+    assert ("model 'loud' from plugin 'loud' (zoo-loud 1.0): implementation 'loud_impl:net' cannot be imported: "
+            "RuntimeError: loud_impl was imported") in strict.stderr

@@ -189,13 +189,26 @@ def info_cmd(name: str, as_json: bool) -> None:
 
 
 @main.command("plugins")
+@click.option("--check", is_flag=True,
+              help="Also import every implementation and check it accepts its declared parameters; exit 1 on any "
+                   "problem.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def plugins_cmd(as_json: bool) -> None:
-    """Each plugin: distribution, version, entry point, contributions, and its error if it failed."""
+def plugins_cmd(check: bool, as_json: bool) -> None:
+    """Each plugin: distribution, version, entry point, contributions, and its error if it failed.
+
+    With --check, also verify every plugin as ZOO_STRICT_PLUGINS=1 does: each implementation
+    imports and accepts its declared parameters. Prints each problem and exits 1 if there are any.
+    """
     reg = get_registry()
     plugins = sorted(reg.plugins.values(), key=lambda p: p.name)
+    problems = reg.problems() + (reg.verify() if check else [])
     if as_json:
-        click.echo(json.dumps({"plugins": [p.describe() for p in plugins], "problems": reg.problems()}, indent=2))
+        out = {"plugins": [p.describe() for p in plugins], "problems": problems}
+        if check:
+            out["verified"] = not problems
+        click.echo(json.dumps(out, indent=2))
+        if check and problems:
+            sys.exit(1)
         return
     if not plugins:
         click.echo("no plugins installed (entry-point group 'zoo')")
@@ -212,7 +225,20 @@ def plugins_cmd(as_json: bool) -> None:
                 click.echo(f"  {PLURAL[kind] + ':':<12} {', '.join(names)}")
         if p.error:
             click.echo(f"  error:       {p.error}")
-    conflicts = [x for x in reg.problems() if "contributed by both" in x]
+    if check:
+        if plugins:
+            click.echo()
+        for problem in problems:
+            click.secho(f"problem: {problem}", fg="red")
+        if problems:
+            click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found")
+            sys.exit(1)
+        impls = sum(len(names) for p in plugins for kind, names in p.contributes.items() if kind != "recipe")
+        click.echo(f"all {len(plugins)} plugin{'s' if len(plugins) != 1 else ''} verified: {impls} "
+                   f"implementation{'s' if impls != 1 else ''} checked (each imports and accepts its declared "
+                   "parameters)")
+        return
+    conflicts = [x for x in problems if "contributed by both" in x]
     for c in conflicts:
         click.secho(f"warning: {c}", err=True, fg="yellow")
 

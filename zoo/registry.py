@@ -4,6 +4,10 @@ Plugins are modules named by entry points in the ``zoo`` group. The registry
 imports each (they are light by contract), asks it for its declarations through
 the hooks in :mod:`zoo.hookspecs`, and indexes them by kind and name. A plugin
 that fails to load is recorded, not fatal, unless ``ZOO_STRICT_PLUGINS=1``.
+
+Discovery imports only the plugin modules, never the implementations their
+declarations name. :meth:`Registry.verify` imports those too and checks that each
+accepts its declared parameters; strict mode and ``zoo plugins --check`` run it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .checks import describe_import_error, implementation_problems
 from .errors import PluginLoadError, UsageError, ZooError, did_you_mean
 from .spec import KINDS
 
@@ -78,8 +83,14 @@ class Entry:
             raise PluginLoadError(
                 f"{self.spec.kind} '{self.name}' from plugin '{self.plugin.name}' "
                 f"({self.plugin.dist} {self.plugin.version}) could not be imported from "
-                f"'{self.spec.impl}': {type(exc).__name__}: {exc}"
+                f"'{self.spec.impl}': {describe_import_error(self.spec.impl, exc)}"
             ) from exc
+
+    def problems(self) -> list[str]:
+        """Import the implementation (and a dataset's optional references) and check it fits the
+        declaration: one line per problem, naming the component, its plugin and distribution."""
+        return [f"{self.spec.kind} '{self.name}' from plugin '{self.plugin.name}' "
+                f"({self.plugin.dist} {self.plugin.version}): {p}" for p in implementation_problems(self.spec)]
 
 
 def _env_set(name: str) -> set[str] | None:
@@ -99,6 +110,7 @@ class Registry:
         self._entries: dict[str, dict[str, list[Entry]]] = {k: {} for k in KINDS}
         self.pm = pluggy.PluginManager("zoo")
         self.pm.add_hookspecs(hookspecs)
+        self._verified: list[str] | None = None
 
     # -- building --------------------------------------------------------------------
 
@@ -150,16 +162,23 @@ class Registry:
         reg._check_strict()
         return reg
 
-    def add(self, plugin: Plugin, module: ModuleType) -> None:
-        """Register one plugin module and index its declarations."""
+    def add(self, plugin: Plugin, module: ModuleType) -> dict[str, list]:
+        """Register one plugin module with pluggy and index its valid declarations.
+
+        Only functions marked ``@hookimpl`` are called. Invalid declarations are not
+        indexed; they are recorded in ``plugin.error``. Returns everything the hooks
+        returned, by kind, valid or not (the contract suite checks each).
+        """
+        self._verified = None
         self.plugins[plugin.name] = plugin
         plugin.module = module
         plugin.contract = getattr(module, "ZOO_CONTRACT", None)
+        declared: dict[str, list] = {}
         try:
             self.pm.register(module, name=plugin.name)
         except Exception as exc:  # noqa: BLE001 - pluggy validation of a bad hookimpl
             plugin.error = _describe_exc(exc)
-            return
+            return declared
         problems = []
         for kind, hook in _HOOKS.items():
             impls = [i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin_name == plugin.name]
@@ -169,6 +188,7 @@ class Registry:
                 except Exception as exc:  # noqa: BLE001
                     problems.append(f"{hook}() raised {_describe_exc(exc)}")
                     continue
+                declared.setdefault(kind, []).extend(specs)
                 for spec in specs:
                     if not isinstance(spec, KINDS[kind]):
                         problems.append(f"{hook}() returned {type(spec).__name__}, not {KINDS[kind].__name__}")
@@ -181,10 +201,64 @@ class Registry:
                     plugin.contributes.setdefault(kind, []).append(spec.name)
         if problems:
             plugin.error = "invalid declarations: " + " | ".join(problems)
+        return declared
+
+    def hook_problems(self, plugin: Plugin) -> list[str]:
+        """Hook functions zoo never calls: named like a hook but not marked ``@hookimpl``, or marked
+        but named like no hook. Calls an unmarked hook function only to name what it hides."""
+        module = plugin.module
+        if module is None or self.pm.get_plugin(plugin.name) is not module:
+            return []  # not registered: its error says why
+        out = []
+        for kind, hook in _HOOKS.items():
+            fn = getattr(module, hook, None)
+            registered = getattr(self.pm.hook, hook).get_hookimpls()
+            if not callable(fn) or any(i.plugin_name == plugin.name for i in registered):
+                continue
+            try:
+                names = [str(getattr(s, "name", "?")) for s in fn() or []]
+            except Exception:  # noqa: BLE001 - naming what is hidden is a courtesy
+                names = []
+            verb = "is" if len(names) == 1 else "are"
+            hidden = f": {', '.join(names)} {verb} invisible to `zoo list`" if names else ""
+            out.append(f"{hook}() is not marked @hookimpl, so zoo never calls it{hidden} "
+                       "(decorate it with @zoo.hookimpl)")
+        for attr in sorted(vars(module)):
+            if attr in _HOOKS.values():
+                continue
+            try:
+                marked = self.pm.parse_hookimpl_opts(module, attr) is not None
+            except Exception:  # noqa: BLE001
+                marked = False
+            if marked:
+                out.append(f"{attr}() is marked @hookimpl but zoo has no hook of that name, so it is never called"
+                           f"{did_you_mean(attr, _HOOKS.values()) or ' (hooks: ' + ', '.join(_HOOKS.values()) + ')'}")
+        return out
+
+    def verify(self) -> list[str]:
+        """Import every implementation and check it against its declaration (imports plugin code).
+
+        One line per problem, naming the component (or hook), its plugin and distribution:
+        an implementation (or a dataset's ``encode``, ``example`` or ``infer_task``) that does
+        not import or is not callable, a declared parameter the implementation does not
+        accept (or a required one it does not declare, or a different default), and hook
+        functions zoo never calls. Plugin load errors and name clashes are :meth:`problems`,
+        not repeated here.
+        """
+        if self._verified is None:
+            out = []
+            for plugin in self.plugins.values():
+                out += [f"plugin '{plugin.name}' ({plugin.dist} {plugin.version}): {p}"
+                        for p in self.hook_problems(plugin)]
+            for kind in KINDS:
+                for entry in self.entries(kind):
+                    out += entry.problems()
+            self._verified = out
+        return list(self._verified)
 
     def _check_strict(self) -> None:
         if strict():
-            problems = self.problems()
+            problems = self.problems() + self.verify()
             if problems:
                 raise PluginLoadError(f"{STRICT_ENV} is set and plugins have problems: " + " | ".join(problems))
 
@@ -213,8 +287,13 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])
 
-    def get(self, kind: str, name: str) -> Entry:
-        """Look up ``name`` or ``plugin:name``; errors suggest close matches."""
+    def get(self, kind: str, name: str, prefer: Plugin | None = None) -> Entry:
+        """Look up ``name`` or ``plugin:name``; errors suggest close matches.
+
+        ``prefer`` (a recipe's plugin) settles a clash: a name its plugin contributes resolves
+        there, else to the one candidate from the same distribution (built-in recipes use
+        built-in components from several plugins). A clash matters only for names a user types.
+        """
         if kind not in KINDS:
             raise UsageError(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)}")
         plugin_name, sep, bare = name.rpartition(":")
@@ -230,6 +309,11 @@ class Registry:
             raise UsageError(f"plugin '{plugin_name}' contributes no {kind} '{bare}'")
         if len(entries) == 1:
             return entries[0]
+        if len(entries) > 1 and prefer is not None:
+            for same in (lambda e: e.plugin.name == prefer.name, lambda e: e.plugin.dist == prefer.dist):
+                picked = [e for e in entries if same(e)]
+                if len(picked) == 1:
+                    return picked[0]
         if len(entries) > 1:
             raise UsageError(self._conflict(kind, name, entries))
         msg = f"unknown {kind} '{name}'{did_you_mean(name, self._entries[kind])}"
