@@ -29,6 +29,10 @@ def zoo_models():
                   impl="{impl}:good", params={{"width": Param("int", 8), "depth": Param("int", 2)}}),
         ModelSpec(name="good", summary="A fine model.", tasks=("regression",), impl="{impl}:good",
                   params={{"width": Param("int", 8)}}),
+        ModelSpec(name="flat-only", summary="Declares images but only works on feature vectors.",
+                  tasks=("regression",), inputs=("tabular", "image"), impl="{impl}:flat_only"),
+        ModelSpec(name="typo-impl", summary="Names an attribute its module does not have.", tasks=("regression",),
+                  impl="{impl}:goood"),
     ]
 
 @hookimpl
@@ -77,6 +81,9 @@ def good(input_shape, out_features, *, width=8):
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), width), nn.Tanh(),
                          nn.Linear(width, out_features))
 
+def flat_only(input_shape, out_features):
+    return nn.Linear(input_shape[0], out_features)  # fine for (d,), wrong for (C, H, W)
+
 def nan_loss():
     return lambda out, target: (out - target).pow(2).mean() * float("nan")
 
@@ -100,9 +107,12 @@ def broken_plugin(tmp_path, monkeypatch):
         sys.modules.pop(mod, None)
 
 
-def _outcomes(module) -> dict[str, str | None]:
+def _outcomes(module, only: str = "") -> dict[str, str | None]:
+    """Each check's failure message (None when it passes), for the checks whose id contains ``only``."""
     out = {}
     for check in plugin_checks(module):
+        if only not in check.id:
+            continue
         try:
             check()
             out[check.id] = None
@@ -122,12 +132,34 @@ def test_broken_components_fail_the_matching_checks_with_clear_messages(broken_p
     assert "declared but not accepted by the implementation: depth" in res["model:bad-params:declaration"]
     assert "value nan" in res["loss:nan-loss:finite-differentiable[regression]"]
     assert "class indices outside [0, 3)" in res["dataset:bad-labels:splits"]
+    assert ("implementation 'brokenzoo_impl:goood' cannot be imported: AttributeError: module 'brokenzoo_impl' "
+            "has no attribute 'goood'; did you mean 'good'?") in res["model:typo-impl:declaration"]
     # everything that is fine passes
     for cid in ("model:good:declaration", "model:good:forward-shape[regression]", "model:good:gradients[regression]",
                 "model:good:learns[regression]", "model:good:train-eval-modes", "model:good:state-dict-roundtrip",
-                "model:frozen-layer:forward-shape[regression]", "dataset:bad-labels:reproducible",
-                "plugin:brokenzoo:contract-version"):
+                "model:good:accepts-input[tabular]", "model:frozen-layer:forward-shape[regression]",
+                "dataset:bad-labels:reproducible", "plugin:brokenzoo:contract-version", "plugin:brokenzoo:hooks"):
         assert res[cid] is None, (cid, res[cid])
+
+
+def test_a_model_that_breaks_on_a_declared_input_kind_fails_accepts_input(broken_plugin):
+    res = _outcomes(broken_plugin, only=":flat-only:")
+    # the tabular checks cannot see it: they feed (4,) vectors, which it handles
+    for cid in ("model:flat-only:forward-shape[regression]", "model:flat-only:learns[regression]",
+                "model:flat-only:accepts-input[tabular]"):
+        assert res[cid] is None, (cid, res[cid])
+    msg = res["model:flat-only:accepts-input[image]"]
+    assert msg.startswith("model 'flat-only' declares image input but fails on shape (1, 8, 8): the train-mode "
+                          "forward pass of a batch (4, 1, 8, 8) raised RuntimeError: mat1 and mat2 shapes cannot be "
+                          "multiplied")
+    assert "; on shape (3, 32, 32): the train-mode forward pass of a batch (4, 3, 32, 32) raised RuntimeError" in msg
+    assert "; on shape (1, 28, 28): " in msg
+    assert "\n" not in msg
+    # one case per declared input kind, none for kinds it does not declare
+    ids = [c.id for c in plugin_checks(broken_plugin) if ":accepts-input[" in c.id]
+    assert [i for i in ids if ":good:" in i or ":flat-only:" in i] == [
+        "model:good:accepts-input[tabular]", "model:flat-only:accepts-input[tabular]",
+        "model:flat-only:accepts-input[image]"]
 
 
 def test_contract_version_mismatch_is_reported(broken_plugin, monkeypatch):
@@ -164,3 +196,113 @@ def test_an_expected_failure_naming_no_check_is_an_error(broken_plugin):
 
     with pytest.raises(ValueError, match="model:nope:learns"):
         parametrize_plugin_checks(broken_plugin, expected_failures={"model:nope:learns": "typo"})
+
+
+HIDDEN = '''
+from zoo import LossSpec, ModelSpec, hookimpl
+
+@hookimpl
+def zoo_losses():
+    return [LossSpec(name="seen-loss", summary="Registered.", tasks=("regression",), target="value",
+                     impl="hiddenzoo_impl:loss")]
+
+def zoo_models():  # @hookimpl forgotten: zoo never calls this
+    return [ModelSpec(name="hidden-a", summary="Never listed.", tasks=("regression",), impl="hiddenzoo_impl:net"),
+            ModelSpec(name="hidden-b", summary="Never listed.", tasks=("regression",), impl="hiddenzoo_impl:net")]
+
+@hookimpl
+def zoo_dataset():  # marked, but zoo has no hook of this name
+    return []
+'''
+
+INVALID = '''
+from zoo import DatasetSpec, ModelSpec, hookimpl
+
+@hookimpl
+def zoo_models():
+    return [ModelSpec(name="Bad Name", summary="x", tasks=("telepathy",), impl="nocolon")]
+
+@hookimpl
+def zoo_datasets():
+    return [DatasetSpec(name="two-tasks", summary="Its task is whatever the data says.",
+                        tasks=("binary", "multiclass"), impl="invalidzoo_impl:three_classes")]
+'''
+
+INVALID_IMPL = '''
+import numpy as np
+from zoo.data import split_arrays
+
+def three_classes(*, seed):
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    return split_arrays(X, np.arange(60) % 3, task="multiclass", seed=seed)
+'''
+
+
+@pytest.fixture
+def plugin_module(tmp_path, monkeypatch):
+    """``plugin_module(name, source, impl=None)`` imports a plugin module (and ``NAME_impl``) from files."""
+    names = []
+
+    def make(name: str, source: str, impl: str | None = None):
+        (tmp_path / f"{name}.py").write_text(source)
+        if impl is not None:
+            (tmp_path / f"{name}_impl.py").write_text(impl)
+        names.extend([name, f"{name}_impl"])
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield make
+    for mod in names:
+        sys.modules.pop(mod, None)
+
+
+def test_hook_functions_zoo_never_calls_fail_the_hooks_check(plugin_module):
+    module = plugin_module("hiddenzoo", HIDDEN)
+    checks = {c.id: c for c in plugin_checks(module)}
+    # components are found as zoo finds them: the unmarked hook's models get no checks
+    assert "loss:seen-loss:declaration" in checks
+    assert not [cid for cid in checks if "hidden-" in cid]
+    with pytest.raises(AssertionError) as err:
+        checks["plugin:hiddenzoo:hooks"]()
+    msg = str(err.value)
+    assert ("zoo_models() is not marked @hookimpl, so zoo never calls it: hidden-a, hidden-b are invisible to "
+            "`zoo list`") in msg
+    assert ("zoo_dataset() is marked @hookimpl but zoo has no hook of that name, so it is never called; "
+            "did you mean 'zoo_datasets'?") in msg
+
+
+def test_declarations_the_registry_skips_are_still_checked_and_reported(plugin_module):
+    module = plugin_module("invalidzoo", INVALID, INVALID_IMPL)
+    res = _outcomes(module)
+    hooks = res["plugin:invalidzoo:hooks"]
+    assert hooks.startswith("plugin 'invalidzoo': registering it as zoo does fails: invalid declarations: ")
+    assert "model 'Bad Name': name 'Bad Name' must be lower-case" in hooks and "unknown task 'telepathy'" in hooks
+    assert "dataset 'two-tasks': a dataset declares exactly one task" in hooks
+    decl = res["model:Bad Name:declaration"]
+    assert decl.startswith("model 'Bad Name' declaration: ") and "impl 'nocolon' must be 'module:attribute'" in decl
+    # a dataset may declare several tasks: its splits need only carry one of them
+    assert res["dataset:two-tasks:splits"] is None
+
+
+INFERRING = '''
+from zoo import DatasetSpec, hookimpl
+
+@hookimpl
+def zoo_datasets():
+    return [DatasetSpec(name="guesser", summary="Its task comes from infer_task.", tasks=("binary", "multiclass"),
+                        impl="inferzoo_impl:three_classes", infer_task="inferzoo_impl:infer")]
+'''
+
+INFERRING_IMPL = INVALID_IMPL + '''
+
+def infer(params):
+    return "binary", "a wrong guess: the data has three classes"
+'''
+
+
+def test_an_inferred_task_must_match_the_data_the_dataset_loads(plugin_module):
+    res = _outcomes(plugin_module("inferzoo", INFERRING, INFERRING_IMPL), "dataset:guesser:splits")
+    assert res["dataset:guesser:splits"] == (
+        "dataset 'guesser': its infer_task says binary for its example parameters, but the data it loads is a "
+        "multiclass task (zoo train would refuse the run)")

@@ -9,7 +9,9 @@ In a plugin's tests::
         check()
 
 Every component the plugin declares becomes pytest cases with readable ids such as
-``model:mlp:gradients[binary]`` (so ``pytest -k mlp`` selects them). The checks run
+``model:mlp:gradients[binary]`` (so ``pytest -k mlp`` selects them). The components are
+found as zoo finds them: the module is registered with pluggy, so only functions marked
+``@hookimpl`` count (``plugin:NAME:hooks`` reports any that are not). The checks run
 against an isolated registry holding the plugin under test, plus (for recipes only)
 the installed plugins that provide the parts a recipe names.
 
@@ -24,8 +26,8 @@ linger. An id that names no check is an error.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-import inspect
 import math
 import tempfile
 from dataclasses import dataclass
@@ -34,8 +36,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
-from .registry import _HOOKS, GROUP, Entry, Plugin, Registry, get_registry
-from .spec import INPUT_RANK, KINDS, TASKS
+from .checks import implementation_problems
+from .registry import GROUP, Entry, Plugin, Registry, get_registry
+from .spec import INPUT_KINDS, INPUT_RANK, KINDS, TASKS
 
 #: The version of the contract these checks implement. Plugins declare the version they
 #: were checked against as ``ZOO_CONTRACT`` in their entry-point module.
@@ -44,6 +47,15 @@ CONTRACT_VERSION = "1"
 _TARGET_FOR_TASK = {"regression": "value", "binary": "index", "multiclass": "index", "reconstruction": "value"}
 _SHAPES = {"tabular": (4,), "image": (1, 8, 8), "sequence": (12, 3)}
 _N = 48  # samples in a synthetic batch
+#: Shapes real datasets give, per input kind (``accepts-input``): 8x8 grey digits, 32x32 RGB
+#: and 28x28 grey images; a long univariate and a short multivariate series; narrow and wide
+#: feature vectors.
+REALISTIC_SHAPES = {
+    "image": ((1, 8, 8), (3, 32, 32), (1, 28, 28)),
+    "sequence": ((64, 1), (12, 3)),
+    "tabular": ((4,), (30,)),
+}
+_N_ACCEPTS = 4  # samples in an accepts-input batch (BatchNorm needs more than one)
 
 
 @dataclass
@@ -93,14 +105,17 @@ def _resolve(plugin: str | ModuleType) -> tuple[str, ModuleType, Plugin]:
     return name, module, info
 
 
-def _declarations(module: ModuleType) -> dict[str, list]:
-    """Call the module's hook implementations directly (so invalid ones are seen too)."""
-    out: dict[str, list] = {}
-    for kind, hook in _HOOKS.items():
-        fn = getattr(module, hook, None)
-        if fn is not None:
-            out[kind] = list(fn() or [])
-    return out
+def _register(name: str, module: ModuleType, info: Plugin) -> tuple[Registry, Plugin, dict[str, list]]:
+    """Register the module the way zoo does (pluggy: only ``@hookimpl`` functions are called).
+
+    Returns the registry, its copy of the plugin record (with the error registering recorded,
+    if any) and every declaration the hooks returned, valid or not, so that invalid ones
+    still get their ``declaration`` check.
+    """
+    reg = Registry()
+    plugin = dataclasses.replace(info, module=None, error=None, contract=None, contributes={})
+    declared = reg.add(plugin, module)
+    return reg, plugin, declared
 
 
 # -- the checks --------------------------------------------------------------------------
@@ -124,47 +139,17 @@ def _check_declaration(spec, plugin_name: str, all_specs: dict[str, list]) -> No
     if others:
         _fail(f"{spec.kind} '{spec.name}' clashes with plugin '{others[0].plugin.name}' ({others[0].plugin.dist}); "
               "pick a unique name")
-    if spec.kind == "recipe":
-        return
-    try:
-        impl = spec.load()
-    except Exception as exc:  # noqa: BLE001
-        _fail(f"{spec.kind} '{spec.name}': implementation '{spec.impl}' cannot be imported: "
-              f"{type(exc).__name__}: {exc}")
-    if not callable(impl):
-        _fail(f"{spec.kind} '{spec.name}': implementation '{spec.impl}' is not callable")
-    _check_signature(spec, impl)
-
-
-def _check_signature(spec, impl: Callable) -> None:
-    try:
-        sig = inspect.signature(impl)
-    except (TypeError, ValueError):
-        return
-    params = list(sig.parameters.values())
-    positional = {"model": 2}.get(spec.kind, 0)
-    pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(pos) < positional and not any(p.kind == p.VAR_POSITIONAL for p in params):
-        _fail(f"model '{spec.name}': the implementation must take (input_shape, out_features, **params)")
-    kw = {p.name: p for p in params[positional:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    var_kw = any(p.kind == p.VAR_KEYWORD for p in params)
-    expected = set(spec.params) | ({"seed"} if spec.kind == "dataset" else set())
-    missing = sorted(expected - set(kw)) if not var_kw else []
-    undeclared = sorted(k for k, p in kw.items() if k not in expected and p.default is p.empty)
-    problems = []
-    if missing:
-        problems.append(f"declared but not accepted by the implementation: {', '.join(missing)}")
-    if undeclared:
-        problems.append(f"required by the implementation but not declared: {', '.join(undeclared)}")
-    for key, p in kw.items():
-        if key in spec.params and p.default is not p.empty:
-            declared = spec.params[key].default
-            given = tuple(p.default) if isinstance(p.default, list) else p.default
-            if given != declared:
-                problems.append(f"default of '{key}' is {p.default!r} in the implementation but {declared!r} "
-                                "in the declaration")
+    problems = implementation_problems(spec)
     if problems:
-        _fail(f"{spec.kind} '{spec.name}' parameters: " + "; ".join(problems))
+        _fail(f"{spec.kind} '{spec.name}': " + "; ".join(problems))
+
+
+def _check_hooks(reg: Registry, plugin: Plugin) -> None:
+    problems = reg.hook_problems(plugin)
+    if plugin.error:
+        problems.append(f"registering it as zoo does fails: {plugin.error}")
+    if problems:
+        _fail(f"plugin '{plugin.name}': " + "; ".join(problems))
 
 
 _EXAMPLES: dict[str, dict[str, Any]] = {}
@@ -198,13 +183,28 @@ def _load_dataset(spec, seed: int = 0):
     return splits
 
 
+def _infer_task(spec, params: dict) -> str:
+    module, _, attr = spec.infer_task.partition(":")
+    try:
+        task, _ = getattr(importlib.import_module(module), attr)(dict(params))
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"dataset '{spec.name}': its infer_task '{spec.infer_task}' failed on its example parameters: "
+              f"{type(exc).__name__}: {exc}")
+    return task
+
+
 def _check_dataset_splits(spec) -> None:
     import torch
 
     s = _load_dataset(spec)
-    task = spec.tasks[0]
-    if s.meta.task != task:
-        _fail(f"dataset '{spec.name}' declares task {task} but its metadata says {s.meta.task}")
+    task = s.meta.task
+    if task not in spec.tasks:
+        _fail(f"dataset '{spec.name}' declares task {', '.join(spec.tasks)} but its metadata says {task}")
+    if len(spec.tasks) > 1 and spec.infer_task:
+        inferred = _infer_task(spec, _example_params(spec))
+        if inferred != task:
+            _fail(f"dataset '{spec.name}': its infer_task says {inferred} for its example parameters, but the data "
+                  f"it loads is a {task} task (zoo train would refuse the run)")
     shape = tuple(s.meta.input_shape)
     rank = INPUT_RANK.get(spec.input)
     if rank is not None and len(shape) != rank:
@@ -401,6 +401,76 @@ def _check_model_modes(spec, task: str) -> None:
             _fail(f"model '{spec.name}' has dropout but two train() forward passes are identical")
 
 
+def _one_line(exc: BaseException, limit: int = 240) -> str:
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _accepts_problem(spec, task: str, shape: tuple[int, ...]) -> str | None:
+    """Why the model fails on one input shape (None when it works): build, forward, backward."""
+    import torch
+
+    from .data import DataMeta
+    from .engine import out_features
+
+    n = _N_ACCEPTS
+    meta = {
+        "regression": DataMeta(task, shape, num_targets=1),
+        "reconstruction": DataMeta(task, shape, num_targets=math.prod(shape)),
+        "binary": DataMeta(task, shape, num_classes=2),
+    }.get(task) or DataMeta(task, shape, num_classes=10)
+    out = out_features(meta, _TARGET_FOR_TASK[task])
+    X = torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
+    step = f"building it for {task} with out_features={out}"
+    try:
+        torch.manual_seed(0)
+        model = spec.load()(shape, out, **spec.resolve_params())
+        if not isinstance(model, torch.nn.Module):
+            return f"the implementation returned {type(model).__name__}, not an nn.Module"
+        for mode in ("train", "eval"):
+            step = f"the {mode}-mode forward pass of a batch {tuple(X.shape)}"
+            model.train(mode == "train")
+            with torch.set_grad_enabled(mode == "train"):
+                result = model(X)
+            if isinstance(result, dict):
+                if "output" not in result:
+                    return f"{step} returned a dict without 'output' (keys: {', '.join(map(str, result))})"
+                missing = [k for k in spec.outputs if k not in result]
+                if missing:
+                    return f"{step} did not return its declared outputs {', '.join(missing)}"
+                result = result["output"]
+            if not isinstance(result, torch.Tensor):
+                return f"{step} returned {type(result).__name__}, not a tensor"
+            if tuple(result.shape) != (n, out):
+                return f"{step} gave output shape {tuple(result.shape)}; expected ({n}, {out})"
+            if not torch.isfinite(result).all():
+                return f"{step} gave non-finite outputs"
+            if mode == "train":
+                step = "backward"
+                result.float().pow(2).mean().backward()
+                bad = [k for k, p in model.named_parameters()
+                       if p.grad is not None and not torch.isfinite(p.grad).all()]
+                if bad:
+                    return f"backward gave a non-finite gradient in {', '.join(bad)}"
+    except AssertionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the model raises is the finding
+        return f"{step} raised {_one_line(exc)}"
+    return None
+
+
+def _check_model_accepts(spec, input_kind: str, task: str) -> None:
+    """The model builds, runs forward (train and eval) and backward on every realistic shape of a kind."""
+    failures = []
+    for shape in REALISTIC_SHAPES[input_kind]:
+        problem = _accepts_problem(spec, task, shape)
+        if problem is not None:
+            failures.append(f"on shape {shape}: {problem}")
+    if failures:
+        _fail(f"model '{spec.name}' declares {input_kind} input but fails " + "; ".join(failures))
+
+
 def _check_model_roundtrip(spec, task: str) -> None:
     import torch
 
@@ -471,7 +541,7 @@ def _check_recipe(spec, registry: Registry) -> None:
 def _recipe_registry(plugin_name: str, module: ModuleType, info: Plugin, recipe) -> Registry:
     """The plugin under test plus the installed plugins providing the parts the recipe names."""
     reg = Registry()
-    reg.add(info, module)
+    reg.add(dataclasses.replace(info, module=None, error=None, contract=None, contributes={}), module)
     installed = get_registry()
     for kind in ("dataset", "model", "loss"):
         name = getattr(recipe, kind)
@@ -487,7 +557,7 @@ def _recipe_registry(plugin_name: str, module: ModuleType, info: Plugin, recipe)
 def plugin_checks(plugin: str | ModuleType) -> list[Check]:
     """Every contract check for one plugin (an entry-point name or its module)."""
     name, module, info = _resolve(plugin)
-    specs = _declarations(module)
+    reg, registered, specs = _register(name, module, info)
     checks: list[Check] = []
 
     def add(cid: str, fn: Callable, *args: Any) -> None:
@@ -497,6 +567,7 @@ def plugin_checks(plugin: str | ModuleType) -> list[Check]:
         return [t for t in getattr(spec, "tasks", ()) if t in TASKS]
 
     add(f"plugin:{name}:contract-version", _check_contract, module)
+    add(f"plugin:{name}:hooks", _check_hooks, reg, registered)
     for kind in ("dataset", "model", "loss", "recipe"):
         for spec in specs.get(kind, []):
             sname = getattr(spec, "name", "?")
@@ -512,6 +583,8 @@ def plugin_checks(plugin: str | ModuleType) -> list[Check]:
                 task = bad_tasks(spec)[0] if bad_tasks(spec) else "regression"
                 add(f"model:{sname}:train-eval-modes", _check_model_modes, spec, task)
                 add(f"model:{sname}:state-dict-roundtrip", _check_model_roundtrip, spec, task)
+                for input_kind in dict.fromkeys(k for k in getattr(spec, "inputs", ()) if k in INPUT_KINDS):
+                    add(f"model:{sname}:accepts-input[{input_kind}]", _check_model_accepts, spec, input_kind, task)
             elif kind == "loss":
                 for task in bad_tasks(spec):
                     add(f"loss:{sname}:finite-differentiable[{task}]", _check_loss, spec, task)
