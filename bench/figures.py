@@ -290,7 +290,7 @@ def diagnose(cfg: dict, threads: int, make_opt) -> list[str]:
     workdir = Path(tempfile.mkdtemp(prefix="zoo-bench-"))
     try:
         trainer = engine.Trainer(cfg, None, out=workdir / "run")
-        init = compare(w.weights(trainer.model),
+        init = compare(w.weights(trainer.net),
                        w.run_tight(cfg, threads=threads, make_optimizer=make_opt, epochs=0).state)
         found.append("initial weights: " + ("identical" if init["identical"]
                                             else f"differ in {', '.join(init['differing'])} (seeding or model)"))
@@ -355,7 +355,7 @@ def reload_share(settings: Settings, log: Log) -> list[dict]:
         trainer, run = res.objects["trainer"], res.objects["run"]
         threads_before = torch.get_num_threads()
         try:
-            X = engine.head_inputs(trainer.splits.test, n).to(trainer.device)
+            X = engine.raw_inputs(run.model, engine.head_inputs(trainer.splits.test, n).to(trainer.device))
             torch.set_num_threads(trainer.cfg.get("threads") or threads_before)  # as inside the run
             times = []
             for _ in range(3):  # the same call the engine makes after saving, on the finished run

@@ -122,8 +122,10 @@ def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def test_score(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, task: str, target: str) -> dict[str, Any]:
-    """The headline test figure of ``model`` (eval mode) on ``(X, y)``, computed in float64."""
+def test_score(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, task: str, target: str,
+               to_units: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
+    """The headline test figure of ``model`` (eval mode) on standardised ``X`` against the dataset's ``y``,
+    computed in float64; ``to_units`` maps the network's output to the data's units (the run's target scale)."""
     was_training = model.training
     model.eval()
     try:
@@ -131,6 +133,8 @@ def test_score(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, task: s
     finally:
         model.train(was_training)
     out = out["output"] if isinstance(out, dict) else out
+    if to_units is not None and task == "regression":
+        out = to_units(out)
     metric = HEADLINE[task]
     if metric == "mse":
         value = float((out.double().reshape(len(y), -1) - y.double().reshape(len(y), -1)).pow(2).mean())
@@ -183,7 +187,8 @@ def run_engine(cfg: dict[str, Any], *, keep: bool = False) -> Result:
         metric = HEADLINE[task]
         score = {"metric": metric, "value": float(run.metrics["test"][metric])}
         Xt, yt = trainer.splits.test
-        last = test_score(trainer.model, Xt.to(trainer.device), yt.to(trainer.device), task, target)
+        last = test_score(trainer.net, Xt.to(trainer.device), yt.to(trainer.device), task, target,
+                          trainer.model.to_data_units)
         extra = {
             "threads": trainer.cfg.get("threads"),
             "optimizer": describe_optimizer(trainer.optimizer),
@@ -200,7 +205,7 @@ def run_engine(cfg: dict[str, Any], *, keep: bool = False) -> Result:
         objects = {"optimizer": trainer.optimizer}
         if keep:
             objects.update(trainer=trainer, run=run, workdir=workdir)
-        return Result(seconds, score, spent["train"] if "train" in wrapped else None, extra, weights(trainer.model),
+        return Result(seconds, score, spent["train"] if "train" in wrapped else None, extra, weights(trainer.net),
                       objects)
     finally:
         if not keep:
@@ -234,15 +239,13 @@ def _setup(cfg: dict[str, Any], device: torch.device):
     meta, target = splits.meta, combo.loss.spec.target
     mcfg = {**cfg, "target": target, "meta": meta.to_json()}
     torch.manual_seed(seed)
-    model = engine.build_model(combo, mcfg, meta)
+    run_model = engine.build_model(combo, mcfg, meta)
+    engine.fit_scales(run_model, splits, mcfg, combo)  # the engine's preprocessing buffers
+    run_model.to(device)
     X, y = splits.train
-    y = engine.adapt_targets(y, target)
-    if isinstance(model, engine.TargetScale):  # the regression wrapper's scale, set as the engine sets it
-        model.mean.copy_(y.mean(0))
-        model.std.copy_(y.std(0).clamp_min(1e-12) if len(y) > 1 else torch.ones_like(model.std))
-    model.to(device)
+    y = engine.training_targets(run_model, y.to(device), target)  # regression: standardised, as the engine does
     loss_fn = engine.build_loss(combo, cfg, device)
-    return splits, meta, target, model, loss_fn, (X, y)
+    return splits, meta, target, run_model, loss_fn, (X, y)
 
 
 def run_tight(cfg: dict[str, Any], *, threads: int, make_optimizer: Callable[[Any], Any],
@@ -255,10 +258,11 @@ def run_tight(cfg: dict[str, Any], *, threads: int, make_optimizer: Callable[[An
     threads_before = torch.get_num_threads()
     gc.collect()
     t0 = time.perf_counter()
-    splits, meta, target, model, loss_fn, (X, y) = _setup(cfg, device)
+    splits, meta, target, run_model, loss_fn, (X, y) = _setup(cfg, device)
+    model = run_model.net  # the network the engine trains, on standardised inputs and targets
     X, y = X.to(device), y.to(device)
     Xv, yv = (t.to(device) for t in splits.val)
-    yv = engine.adapt_targets(yv, target)
+    yv = engine.training_targets(run_model, yv, target)
     opt = make_optimizer(model.parameters())
     gen = torch.Generator(device="cpu").manual_seed(cfg["seed"])
     n, bs = len(X), cfg["batch_size"]
@@ -281,7 +285,7 @@ def run_tight(cfg: dict[str, Any], *, threads: int, make_optimizer: Callable[[An
             with torch.no_grad():
                 val_loss = float(loss_fn(model(Xv), yv))  # the engine's per-epoch validation (no RNG)
         Xt, yt = (t.to(device) for t in splits.test)
-        score = test_score(model, Xt, yt, meta.task, target)
+        score = test_score(model, Xt, yt, meta.task, target, run_model.to_data_units)
         sync(device)
         seconds = time.perf_counter() - t0
     finally:
@@ -299,12 +303,14 @@ def run_guide(cfg: dict[str, Any]) -> Result:
     device = torch.device(cfg["device"])
     gc.collect()
     t0 = time.perf_counter()
-    splits, meta, target, model, loss_fn, (X, y) = _setup(cfg, device)
+    splits, meta, target, run_model, loss_fn, (X, y) = _setup(cfg, device)
+    model = run_model.net
     opt = GUIDE_OPTIMIZERS[cfg["optimizer"]](model.parameters(), cfg)
     bs = cfg["batch_size"]
-    loader = DataLoader(TensorDataset(X, y), batch_size=bs, shuffle=True)
+    loader = DataLoader(TensorDataset(X.cpu(), y.cpu()), batch_size=bs, shuffle=True)
     Xv, yv = splits.val
-    val_loader = DataLoader(TensorDataset(Xv, engine.adapt_targets(yv, target)), batch_size=bs)
+    val_loader = DataLoader(TensorDataset(Xv, engine.training_targets(run_model, yv.to(device), target).cpu()),
+                            batch_size=bs)
     train_seconds = 0.0
     for _ in range(cfg["epochs"]):
         t = time.perf_counter()
@@ -323,7 +329,7 @@ def run_guide(cfg: dict[str, Any]) -> Result:
             for xb, yb in val_loader:
                 val_loss += loss_fn(model(xb.to(device)), yb.to(device)).item()
     Xt, yt = (t.to(device) for t in splits.test)
-    score = test_score(model, Xt, yt, meta.task, target)
+    score = test_score(model, Xt, yt, meta.task, target, run_model.to_data_units)
     sync(device)
     seconds = time.perf_counter() - t0
     extra = {"threads": torch.get_num_threads(), "optimizer": describe_optimizer(opt)}

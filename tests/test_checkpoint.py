@@ -133,7 +133,13 @@ def test_eval_reports_a_mismatched_weights_file(tmp_path):
     from helpers import run_zoo
 
     run = zoo.train("blobs-mlp", epochs=1, quiet=True, out=tmp_path / "run")
-    checkpoint.save_weights(nn.Sequential(nn.Flatten(), nn.Linear(2, 3)), run.dir / "model.safetensors")
+    state = dict(run.model.state_dict())
+    del state["net.3.bias"]
+    state["net.1.weight"] = torch.zeros(7, 2)
+    state["net.9.weight"] = torch.zeros(1)
+    checkpoint.save_weights(state, run.dir / "model.safetensors")
     out = run_zoo("eval", str(run.dir), cwd=tmp_path)
-    assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert "do not fit the model" in out.stderr and "missing: 3.weight" in out.stderr
+    assert out.returncode == 1 and "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+    assert "do not fit the model" in out.stderr and "missing: net.3.bias" in out.stderr
+    assert "unexpected: net.9.weight" in out.stderr
+    assert "shape mismatch: net.1.weight (file (7, 2), model (10, 2))" in out.stderr

@@ -88,8 +88,10 @@ def test_l1_penalty_shrinks_weights(tmp_path):
 
 
 def test_nesterov_needs_sgd_with_momentum():
-    with pytest.raises(UsageError, match="nesterov needs --optimizer sgd and momentum > 0"):
+    with pytest.raises(UsageError, match="nesterov=True has no effect with optimizer=adam: only sgd has Nesterov"):
         resolve("blobs-mlp", sets={"nesterov": "true"})
+    with pytest.raises(UsageError, match=r"nesterov needs momentum > 0"):
+        resolve("blobs-mlp", sets={"nesterov": "true"}, optimizer="sgd")
 
 
 def test_learning_rate_schedules():
@@ -109,14 +111,53 @@ def test_learning_rate_schedules():
     assert restored.factor(0) == 0.5
 
 
-def test_a_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(tmp_path):
-    # epoch 1 trains normally, then the step schedule multiplies the lr by 1e30
+FLAKY_LOSS = """
+import torch
+from zoo import LossSpec, Param, hookimpl
+
+
+class NanAfter(torch.nn.Module):
+    \"\"\"MSE, but NaN from the given call on (a loss with a bug that shows in epoch 2).\"\"\"
+
+    def __init__(self, after):
+        super().__init__()
+        self.after, self.calls = after, 0
+
+    def forward(self, output, target):
+        self.calls += 1
+        loss = torch.nn.functional.mse_loss(output, target)
+        return loss * float("nan") if self.calls > self.after else loss
+
+
+def nan_after(*, after: int = 0):
+    return NanAfter(after)
+
+
+@hookimpl
+def zoo_losses():
+    return [LossSpec(name="flaky", summary="MSE that turns NaN.", tasks=("regression",), target="value",
+                     impl="flakyloss:nan_after", params={"after": Param("int", 0)})]
+"""
+
+
+def test_a_non_finite_loss_stops_at_once_names_the_loss_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from zoo.registry import Registry, get_registry
+
+    (tmp_path / "flakyloss.py").write_text(FLAKY_LOSS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("flakyloss", None)
+    tabular = get_registry().plugins["tabular"].module
+    reg = Registry.from_modules({"tabular": tabular, "flaky": importlib.import_module("flakyloss")})
+    # 400 samples: 240 train = 8 batches of 32 an epoch, then one validation call; the 11th call is NaN
     with pytest.raises(zoo.ZooError) as err:
-        zoo.train("regression-mlp", params=SMALL, optimizer="sgd", lr=1e-3, schedule="step", step_size=1,
-                  gamma=1e30, epochs=5, checkpoint_every=0, quiet=True, out=tmp_path / "r")
+        zoo.train(dataset="sine", model="mlp", loss="flaky", params={"n_samples": 400, "loss.after": 10},
+                  epochs=5, checkpoint_every=0, quiet=True, out=tmp_path / "r", registry=reg)
     msg = str(err.value)
-    assert "the training loss became" in msg and "in epoch 2, batch " in msg
-    assert "lower the learning rate" in msg and "last good checkpoint (epoch 1)" in msg
+    assert "loss 'flaky' from plugin 'flaky' returned nan in epoch 2, batch 2 on finite model outputs" in msg
+    assert "last good checkpoint (epoch 1)" in msg and "learning rate" not in msg
     state = json.loads((tmp_path / "r" / "trainer.json").read_text())
     assert state["epoch"] == 1
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "failed"
@@ -134,7 +175,7 @@ def test_resume_after_three_epochs_equals_six_in_one_go(tmp_path):
     assert _same_weights(tmp_path / "a" / "last.safetensors", tmp_path / "b" / "last.safetensors")
     assert _same_weights(tmp_path / "a" / "model.safetensors", tmp_path / "b" / "model.safetensors")
     assert _history(tmp_path / "a") == _history(tmp_path / "b")
-    assert json.loads((tmp_path / "a" / "config.json").read_text())["epochs"] == 6
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["epochs"] == 6
 
 
 def test_resume_refuses_other_settings_and_shorter_totals(tmp_path):
@@ -180,15 +221,15 @@ def test_config_files_flags_override_and_typos_name_the_key(tmp_path):
     (tmp_path / "exp.toml").write_text(
         'recipe = "blobs-mlp"\nepochs = 2\nlr = 0.02\n[model_params]\nhidden = [6, 6]\n[dataset_params]\nn_samples = 300\n')
     shown = run_zoo("train", "--config", "exp.toml", "--epochs", "3", "--set", "dropout=0.1", "--print-config",
-                    cwd=tmp_path)
+                    "--format", "json", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     cfg = json.loads(shown.stdout)
-    assert cfg["epochs"] == 3 and cfg["lr"] == 0.02 and cfg["model_params"] == {"hidden": [6, 6], "activation": "relu",
-                                                                                "dropout": 0.1}
-    assert cfg["dataset_params"]["n_samples"] == 300 and not list(tmp_path.glob("runs"))  # printing trains nothing
+    assert cfg["train"]["epochs"] == 3 and cfg["train"]["lr"] == 0.02
+    assert cfg["model"] == {"name": "mlp", "plugin": "tabular", "hidden": [6, 6], "activation": "relu", "dropout": 0.1}
+    assert cfg["dataset"]["n_samples"] == 300 and not list(tmp_path.glob("runs"))  # printing trains nothing
     (tmp_path / "exp.yaml").write_text("recipe: blobs-mlp\nepochs: 2\nmodel_params:\n  hidden: [4]\n")
-    assert json.loads(run_zoo("train", "--config", "exp.yaml", "--print-config", cwd=tmp_path).stdout)[
-        "model_params"]["hidden"] == [4]
+    assert json.loads(run_zoo("train", "--config", "exp.yaml", "--print-config", "--format", "json",
+                              cwd=tmp_path).stdout)["model"]["hidden"] == [4]
     for text, message in [
         ('recipe = "blobs-mlp"\nepoch = 2\n', "unknown key 'epoch'; did you mean 'epochs'?"),
         ('recipe = "blobs-mlp"\nepochs = "two"\n', "epochs='two' is not a valid int"),

@@ -1,4 +1,4 @@
-"""``zoo predict`` and ``zoo.predict.predict_file`` on real runs trained in-process."""
+"""``zoo predict`` and ``zoo.inference.predict_file`` on real runs trained in-process."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from helpers import run_zoo
 from zoo import runs
 from zoo.config import entries_for
 from zoo.data import split_arrays
-from zoo.engine import load_data, load_run_model, predict
+from zoo.engine import load_data, load_run_model
 from zoo.errors import UsageError
-from zoo.predict import predict_file
+from zoo.inference import predict_file
 
 
 def _train(out, *args, **kwargs):
@@ -54,8 +54,10 @@ def raw_and_standardised_test(run_dir):
 
 
 def model_outputs(run_dir, X):
+    """The saved model's outputs, in the data's units, for inputs already standardised as in training."""
     model = load_run_model(run_dir, "cpu")[0]
-    return predict(model, X).float()
+    with torch.no_grad():
+        return model.to_data_units(model.net.eval()(X)).float()
 
 
 def parse(text):
@@ -143,8 +145,9 @@ def test_user_mistakes_are_one_line_usage_errors(trained, tmp_path):
     cases.append((moons, tmp_path / "cell.csv", "line 3, column 2: 'oops' is not a number"))
     (tmp_path / "empty.csv").write_text("1,\n")
     cases.append((moons, tmp_path / "empty.csv", "line 1, column 2: an empty cell is not a number"))
-    np.save(tmp_path / "bad.npy", np.ones((4, 8, 8)))
-    cases.append((digits, tmp_path / "bad.npy", r"shape \(4, 8, 8\) but the model expects \(N, 1, 8, 8\) or \(N, 64\)"))
+    np.save(tmp_path / "bad.npy", np.ones((4, 7, 7)))
+    cases.append((digits, tmp_path / "bad.npy",
+                   r"shape \(4, 7, 7\) but the model expects \(N, 1, 8, 8\) or \(N, 8, 8\) or \(N, 64\)"))
     no_model = tmp_path / "no-model"
     shutil.copytree(moons, no_model)
     (no_model / runs.WEIGHTS).unlink()
@@ -203,7 +206,6 @@ def test_csv_run_predicts_raw_rows_with_a_header_including_an_unseen_category(cs
     probs = np.array([[float(v) for v in r[1:]] for r in rows])
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
     # the same as the model on the encoded, standardised rows: an unseen colour is all zeros
-    from zoo.predict import read_preprocess
     from zoo_tabular.csvdata import encode
 
     state = json.loads((run / runs.PREPROCESS_STATE).read_text())
@@ -211,8 +213,8 @@ def test_csv_run_predicts_raw_rows_with_a_header_including_an_unseen_category(cs
     raw = encode([{"id": "3", "size": "1.2", "colour": "red"}, {"id": "4", "size": "0.1", "colour": "purple"},
                   {"id": "5", "size": "-0.7", "colour": "green"}], state)
     np.testing.assert_array_equal(raw[1], [4.0, np.float32(0.1), 0.0, 0.0, 0.0])
-    pre = read_preprocess(run)
-    expected = torch.softmax(model_outputs(run, (torch.from_numpy(raw) - pre["mean"]) / pre["std"]), dim=1)
+    model = load_run_model(run, "cpu")[0]
+    expected = torch.softmax(model_outputs(run, model.standardize(torch.from_numpy(raw))), dim=1)
     np.testing.assert_allclose(probs, expected.numpy(), atol=1e-6)
     assert [r[0] for r in rows] == [state["classes"][i] for i in expected.argmax(1).tolist()]
 

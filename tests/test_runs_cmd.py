@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import zoo
 from helpers import run_zoo
 from zoo import runs
 from zoo.errors import UsageError
-from zoo.runlist import list_runs, read_history
+from zoo.runlist import _fmt, list_runs, read_history
 
 PROBE = """
 import runpy, sys
@@ -92,7 +93,8 @@ def test_failed_running_and_broken_rows(root):
     by_name = {r["name"]: r for r in list_runs(root)}
     failed = by_name["failed"]
     assert failed["epochs"] == 0 and failed["best_epoch"] is None and failed["test_value"] is None
-    assert "training loss became" in failed["error"]
+    assert failed["error"] == json.loads((root / "failed" / runs.STATUS).read_text())["error"]
+    assert "loss" in failed["error"]
     running = by_name["running"]  # no metrics.json: best derived from history.csv
     history = read_history(root / "running")
     best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
@@ -117,9 +119,12 @@ def test_cli_table_json_and_errors(root, tmp_path):
     assert [line for line in out.stderr.splitlines() if line.startswith("HEAVY:")] == ["HEAVY:"]
     lines = out.stdout.splitlines()
     assert lines[0].split()[:4] == ["RUN", "RECIPE", "STARTED", "STATUS"]
-    assert [line.split()[0] for line in lines[1:]] == [r["name"] for r in list_runs(root)]
+    shown = [_shown(line.split()[0]) for line in lines[1:]]  # names may be shortened to fit 100 columns
+    assert shown == [r["name"][:len(s)] for s, r in zip(shown, list_runs(root))]
+    assert len(lines) == 1 + len(list_runs(root)) and all(len(line) <= 100 for line in lines)
     assert "stopped early" in out.stdout and "failed" in out.stdout and "unknown" in out.stdout
-    assert "regression-mlp" in out.stdout and "2001-01-01 10:00" in out.stdout
+    assert all("regression-mlp".startswith(_shown(line.split()[1])) for line in lines[1:])
+    assert "2001-01-01 10:00" in out.stdout
 
     # JSON for scripts, and the default directory from $ZOO_RUNS_DIR
     out = run_zoo("runs", "--json", cwd=tmp_path, env={"ZOO_RUNS_DIR": str(root)})
@@ -133,4 +138,78 @@ def test_cli_table_json_and_errors(root, tmp_path):
     assert out.stderr.strip().splitlines() == [f"error: runs directory {tmp_path / 'missing'} does not exist"]
 
     out = run_zoo("runs", cwd=tmp_path, env={"ZOO_RUNS_DIR": str(tmp_path)})
+    assert out.returncode == 0 and out.stdout.strip() == f"no runs in {tmp_path}{NO_RUNS_HINT}"
+    out = run_zoo("runs", "--root", str(tmp_path), cwd=tmp_path)  # an explicit empty root: no hint
     assert out.returncode == 0 and out.stdout.strip() == f"no runs in {tmp_path}"
+
+
+NO_RUNS_HINT = ": 'zoo train' saves runs there; use --root DIR to look elsewhere"
+LONG = "blobs-experiment-with-a-rather-long-descriptive-name-" + "x" * 80
+
+
+@pytest.fixture(scope="module")
+def long_root(tmp_path_factory):
+    """Two tiny real runs, one with a very long name, marked interrupted so its EPOCHS reads 1/1."""
+    root = tmp_path_factory.mktemp("long")
+    zoo.train("blobs-mlp", epochs=1, device="cpu", quiet=True, out=root / LONG)
+    _set_status(root / LONG, started="2001-01-01T10:00:00", status="interrupted")
+    zoo.train("regression-mlp", params={"n_samples": 200}, epochs=1, device="cpu", quiet=True, out=root / "b")
+    _set_status(root / "b", started="2001-01-02T10:00:00")
+    return root
+
+
+def test_runs_from_a_directory_without_runs(tmp_path):
+    out = run_zoo("runs", cwd=tmp_path)
+    assert out.returncode == 0 and out.stderr == ""
+    assert out.stdout.splitlines() == [f"no runs in {tmp_path.resolve() / 'runs'}{NO_RUNS_HINT}"]
+    out = run_zoo("runs", "--json", cwd=tmp_path)
+    assert out.returncode == 0 and json.loads(out.stdout) == []
+    assert not (tmp_path / "runs").exists()  # listing creates nothing
+
+
+@pytest.mark.parametrize("flag", ["--root", "--dir"])
+def test_runs_root_that_is_missing_or_a_file_is_an_error(flag, tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    for given, problem in (("missing", "does not exist"), ("file", "is not a directory")):
+        for json_flag in ((), ("--json",)):
+            out = run_zoo("runs", flag, given, *json_flag, cwd=tmp_path)  # relative: shown absolute
+            assert out.returncode == 2, out
+            assert out.stdout == ""
+            assert out.stderr.splitlines() == [f"error: runs directory {tmp_path.resolve() / given} {problem}"]
+
+
+def _shown(cell: str) -> str:
+    """A table cell without the ``...`` that marks it shortened."""
+    return cell.removesuffix("...")
+
+
+def _column_end(header: str, name: str) -> int:
+    (match,) = re.finditer(rf"(?<!\S){name}(?!\S)", header)
+    return match.end()
+
+
+def test_runs_root_table_fits_100_columns_and_aligns_numbers(long_root, tmp_path):
+    out = run_zoo("runs", "--root", str(long_root), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    header, body = lines[0], lines[1:]
+    assert header.split() == ["RUN", "RECIPE", "STARTED", "STATUS", "EPOCHS", "MONITOR", "BEST", "AT", "METRIC",
+                              "TEST"]
+    assert len(body) == 2 and all(len(line) <= 100 for line in lines), lines
+    assert body[0].startswith("b ") and body[1].split()[0].endswith("...")
+    assert LONG.startswith(_shown(body[1].split()[0]))
+    assert LONG not in out.stdout and "2001-01-01 10:00" in body[1] and "interrupted" in body[1]
+    rows = list_runs(long_root)
+    ends = {name: _column_end(header, name) for name in ("EPOCHS", "BEST", "AT", "TEST")}
+    for line, row in zip(body, rows):
+        epochs = f"{row['epochs']}" + ("" if row["status"] == "finished" else f"/{row['planned_epochs']}")
+        expected = {"EPOCHS": epochs, "BEST": _fmt(row["best_value"]), "AT": str(row["best_epoch"]),
+                    "TEST": _fmt(row["test_value"])}
+        for name, end in ends.items():  # right-aligned: each value ends where its header ends
+            assert line[:end].split()[-1] == expected[name], (name, line)
+            assert line[end:end + 1] in ("", " "), (name, line)
+    assert {line[:ends["EPOCHS"]].split()[-1] for line in body} == {"1", "1/1"}  # widths differ, ends agree
+
+    # the same from inside the runs directory, by the alias and a relative path
+    again = run_zoo("runs", "--dir", ".", cwd=long_root)
+    assert again.returncode == 0 and again.stdout == out.stdout

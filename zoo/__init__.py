@@ -1,19 +1,20 @@
 """zoo: a plugin-style PyTorch model zoo.
 
 Importing ``zoo`` is cheap (no torch): the declarations a plugin needs are here,
-and the training API (:func:`train`, :func:`evaluate`, :func:`load`) imports
-torch on first use.
+and the training API (:func:`train`, :func:`evaluate`, :func:`predict`, :func:`load`)
+imports torch on first use.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .errors import ZooError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .spec import DatasetSpec, LossSpec, ModelSpec, Param, RecipeSpec  # noqa: E402
 
-_LAZY = {"train": "api", "evaluate": "api", "load": "api", "Run": "engine"}
+_LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "Run": "engine",
+         "RunModel": "engine"}
 
 
 def __getattr__(name: str):
@@ -26,5 +27,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__", "ZooError", "hookimpl", "DatasetSpec", "ModelSpec", "LossSpec", "RecipeSpec", "Param",
-    "train", "evaluate", "load", "Run",
+    "train", "evaluate", "predict", "load", "Run", "RunModel",
 ]

@@ -1,4 +1,4 @@
-"""The Python API the CLI is a shell over: ``zoo.train``, ``zoo.evaluate``, ``zoo.load``."""
+"""The Python API the CLI is a shell over: ``zoo.train``, ``zoo.evaluate``, ``zoo.predict``, ``zoo.load``."""
 
 from __future__ import annotations
 
@@ -20,26 +20,53 @@ def train(
     params: Mapping[str, Any] | None = None,
     out: str | Path | None = None,
     quiet: bool = False,
+    progress: str = "auto",
     registry: Registry | None = None,
     **settings: Any,
 ) -> engine.Run:
-    """Train a recipe, or a dataset + model + loss, and save a run directory.
+    """Train a recipe, or a dataset + model (+ loss), and save a run directory.
 
     ``params`` sets component hyperparameters (``{"model.hidden": [32, 32]}`` or
     ``{"dropout": 0.1}`` when only one component has it); ``settings`` are the
-    training settings (``epochs``, ``batch_size``, ``lr``, ``optimizer``,
-    ``seed``, ``device``, ...). Returns a :class:`zoo.engine.Run`.
+    training settings (``epochs``, ``batch_size``, ``lr``, ``optimizer``, ``seed``,
+    ``device``, ...; ``zoo info train`` lists them). Without ``loss``, the dataset task's
+    default loss is used. ``progress``: ``"auto"`` (one progress bar over the epochs in a
+    notebook or terminal, nothing otherwise), ``"bar"``, ``"lines"`` (a line per epoch on
+    stderr) or ``"none"``; ``quiet=True`` is ``"none"`` and also drops the notes about
+    choices made for you. Returns a :class:`zoo.engine.Run` whose ``history`` is a list of
+    per-epoch rows that also answers columns (``run.history["val_loss"]``).
     """
-    cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=params, registry=registry, **settings)
-    log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
-    return engine.fit(cfg, registry=registry, out=out, log=log)
+    from .progress import api_reporter
+
+    note = None if quiet else (lambda msg: print(f"note: {msg}", file=sys.stderr))
+    cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=params, registry=registry, note=note,
+                  **settings)
+    return engine.fit(cfg, registry=registry, out=out, reporter=api_reporter("none" if quiet else progress))
 
 
-def evaluate(run_dir: str | Path, split: str = "test", device: str = "auto") -> dict[str, float]:
-    """Rebuild a saved run's model, load its weights strictly and recompute its metrics."""
+def evaluate(run_dir: str | Path, split: str = "test", device: str = "auto",
+             input: str | Path | None = None) -> dict[str, float]:  # noqa: A002 - the CLI's --input
+    """Rebuild a saved run's model, load its weights strictly and recompute its loss and metrics on a split
+    (rebuilt from the run's seed), or on a new labelled file ``input`` (``.npz`` with ``X`` and ``y``, or
+    ``.csv``; see :func:`zoo.inference.read_labelled`)."""
+    if input is not None:
+        from .inference import evaluate_file
+
+        return evaluate_file(run_dir, input, device=device)
     return engine.evaluate_run(run_dir, split=split, device=device)
 
 
+def predict(run_dir: str | Path, X: Any, device: str = "cpu"):
+    """Predict with a saved run on raw inputs (a file path, an array, a tensor, a DataFrame...), exactly as
+    ``zoo predict`` does; returns :class:`zoo.inference.Predictions` (``labels``, ``probabilities``,
+    ``values``, ``to_csv()``)."""
+    from .inference import predict as predict_run
+
+    return predict_run(run_dir, X, device=device)
+
+
 def load(run_dir: str | Path, device: str = "cpu"):
-    """The saved run's model (an ``nn.Module`` in eval mode), weights loaded strictly."""
+    """The saved run's model, in eval mode, weights and preprocessing loaded strictly: a
+    :class:`zoo.engine.RunModel` that takes RAW inputs (the run's fitted standardisation is inside it)
+    and returns predictions in the data's units (logits for classification; ``.classes`` names them)."""
     return engine.load_run_model(run_dir, device)[0]

@@ -78,14 +78,21 @@ def _tasks(spec) -> str:
 
 
 @main.command("list")
-@click.argument("kind", required=False, metavar="[datasets|models|losses|recipes]")
+@click.argument("kind", required=False, metavar="[datasets|models|losses|recipes|settings]")
 @click.argument("pattern", required=False)
 @click.option("--task", help="Only what supports this task (regression, binary, multiclass, reconstruction).")
 @click.option("--input", "input_kind", help="Only what takes this input kind (tabular, image, sequence).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind: str | None, as_json: bool) -> None:
-    """List installed datasets, models, losses and recipes (optionally filtered by PATTERN)."""
+    """List installed datasets, models, losses and recipes (optionally filtered by PATTERN).
+
+    'zoo list settings' lists the training settings (as 'zoo info train').
+    """
     from .spec import INPUT_KINDS, TASKS
+
+    if kind == "settings":
+        _print_settings(as_json)
+        return
 
     if task is not None and task not in TASKS:
         raise UsageError(f"unknown task '{task}'{did_you_mean(task, TASKS)} (tasks: {', '.join(TASKS)})")
@@ -115,19 +122,21 @@ def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind
         }
         click.echo(json.dumps(out, indent=2))
         return
+    from .tables import format_table, output_width
+
+    width = output_width()
     for k in kinds:
         section = [e for kk, e in rows if kk == k]
         if not section:
             continue
         click.secho(PLURAL[k], bold=True)
+        header = ("NAME", "PLUGIN", "COMPONENTS" if k == "recipe" else "TASKS", "SUMMARY")
         table = [
             (e.name, e.plugin.name, _tasks(e.spec) if k != "recipe" else f"{e.spec.dataset}+{e.spec.model}+{e.spec.loss}",
              e.spec.summary)
             for e in section
         ]
-        widths = [max(len(r[i]) for r in table) for i in range(3)]
-        for r in table:
-            click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+        click.echo(format_table(header, table, max_width=width, shrink=(3,), min_width=20, indent="  "))
     if not rows:
         click.echo("nothing matches" if pattern else "no plugins installed")
     for problem in reg.problems():
@@ -138,11 +147,22 @@ def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def info_cmd(name: str, as_json: bool) -> None:
-    """Explain a dataset, model, loss or recipe: summary, plugin, tasks, hyperparameters."""
+    """Explain a dataset, model, loss or recipe: summary, plugin, tasks, hyperparameters.
+
+    'zoo info train' lists every training setting (type, default, bounds, what it does).
+    """
     reg = get_registry()
     found = reg.find(name)
+    if name == "train" and not found:
+        _print_settings(as_json)
+        return
     if not found:
-        raise UsageError(f"nothing is called '{name}'{did_you_mean(name.rpartition(':')[2], reg.all_names())}")
+        msg = f"nothing is called '{name}'{did_you_mean(name.rpartition(':')[2], [*reg.all_names(), 'train'])}"
+        broken = reg.broken()
+        if broken:
+            msg += "; it may come from a plugin that failed to load: " + "; ".join(
+                f"'{p.name}' ({p.dist} {p.version}): {p.error}" for p in broken)
+        raise UsageError(msg)
     if as_json:
         click.echo(json.dumps([{**e.spec.describe(), "plugin": e.plugin.describe()} for e in found], indent=2,
                               default=str))
@@ -167,6 +187,8 @@ def info_cmd(name: str, as_json: bool) -> None:
         click.echo(f"  tasks:    {', '.join(s.tasks)}")
         if s.kind == "dataset":
             click.echo(f"  input:    {s.input}")
+            if s.infer_task:
+                click.echo(f"            (the task is inferred from its parameters: {s.infer_task})")
         elif s.kind == "model":
             click.echo(f"  inputs:   {', '.join(s.inputs)}")
             if tuple(s.outputs) != ("output",):
@@ -175,17 +197,56 @@ def info_cmd(name: str, as_json: bool) -> None:
             click.echo(f"  targets:  {s.target}")
             if s.reads:
                 click.echo(f"  reads:    {', '.join(s.reads)} (model outputs beside the prediction)")
+            if s.default_for:
+                click.echo(f"  default:  the loss 'zoo train' picks for {', '.join(s.default_for)} tasks "
+                           "when none is named")
         click.echo(f"  implementation: {s.impl}")
         if s.params:
-            click.echo("  hyperparameters (zoo train --set KEY=VALUE):")
-            width = max(len(k) for k in s.params)
-            for key, prm in s.params.items():
-                d = prm.describe()
-                default = ",".join(map(str, d["default"])) if isinstance(d["default"], list) else d["default"]
-                extra = f" one of {', '.join(map(str, prm.choices))}" if prm.choices else ""
-                click.echo(f"    {key.ljust(width)}  {prm.type:<10} default {default}{extra}  {prm.help}".rstrip())
+            click.echo(f"  hyperparameters (zoo train --set {s.kind}.KEY=VALUE):")
+            click.echo(_param_table(s.params, indent="    "))
         else:
             click.echo("  hyperparameters: none")
+
+
+def _param_default(prm) -> str:
+    if prm.required:
+        return "required"
+    d = prm.default
+    if isinstance(d, (list, tuple)):
+        return ",".join(map(str, d))
+    if isinstance(d, bool):
+        return "true" if d else "false"
+    return '""' if d == "" else str(d)
+
+
+def _param_allowed(prm) -> str:
+    if prm.choices:
+        return "one of " + ", ".join(map(str, prm.choices))
+    return prm.bounds()
+
+
+def _param_table(params, indent: str = "  ") -> str:
+    """KEY  TYPE  DEFAULT  ALLOWED  HELP, one parameter a line, from the declarations themselves."""
+    from .tables import format_table, output_width
+
+    rows = [(k, p.type, _param_default(p), _param_allowed(p), p.help) for k, p in params.items()]
+    return format_table(("KEY", "TYPE", "DEFAULT", "ALLOWED", "WHAT IT DOES"), rows, max_width=output_width(),
+                        shrink=(4, 3), min_width=28, indent=indent, wrap=(4, 3))
+
+
+def _print_settings(as_json: bool) -> None:
+    from .config import TRAIN_PARAMS, USED_ONLY_WITH
+
+    if as_json:
+        click.echo(json.dumps({k: {**p.describe(), **({"used_only_with": {USED_ONLY_WITH[k][0]:
+                                                                           list(USED_ONLY_WITH[k][1])}}
+                                                       if k in USED_ONLY_WITH else {})}
+                               for k, p in TRAIN_PARAMS.items()}, indent=2))
+        return
+    click.secho("training settings", bold=True)
+    click.echo("  zoo train --set KEY=VALUE (or train.KEY), a [train] table in a config file, or zoo.train(KEY=...);")
+    click.echo("  the common ones also have flags (--epochs, --lr, ...).")
+    click.echo(_param_table(TRAIN_PARAMS))
 
 
 @main.command("plugins")
@@ -270,23 +331,29 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_de
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A hyperparameter or setting, e.g. model.hidden=64,64, dropout=0.1, clip_grad=1 (repeatable).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML, YAML or JSON file with the same keys as the flags (a run's config.json repeats it).")
-@click.option("--print-config", is_flag=True, help="Print the fully resolved config as JSON and exit.")
+              help="TOML, YAML or JSON file: [dataset], [model], [loss], [train] tables with the keys --set takes "
+                   "(a run's config.json repeats the run).")
+@click.option("--print-config", is_flag=True, help="Print the fully resolved config (what --config reads) and exit.")
+@click.option("--format", "config_format", type=click.Choice(["toml", "yaml", "json"]), default="toml",
+              show_default=True, help="The format --print-config prints.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue this run directory (only --epochs, the total, and --device may change).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to create (default runs/<name>-<time>).")
 @click.option("--plot", is_flag=True, help="Also write the run's pictures (as 'zoo plot').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, resume_dir, out, plot, quiet, **flags):
+def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, config_format, resume_dir, out, plot,
+              quiet, **flags):
     """Train RECIPE, or --dataset/--model/--loss, and save a run directory.
 
     \b
     zoo train regression-mlp
     zoo train --dataset moons --model mlp --loss cross-entropy --set hidden=32,32
+    zoo train --dataset moons --model mlp          (the task's default loss)
+    zoo train moons-mlp --print-config > experiment.toml
     zoo train --config experiment.toml --epochs 50
     zoo train --resume runs/regression-mlp-20261126-151201 --epochs 120
     """
-    from .config import load_config_file, parse_sets, resolve
+    from .config import parse_sets, resolve
     from .progress import reporter_for
 
     if plot:  # fail before training, not after, when matplotlib is missing
@@ -309,10 +376,13 @@ def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, res
             check_device(flags["device"])
         run = engine.resume(resume_dir, epochs=flags["epochs"], device=flags["device"], reporter=reporter_for(quiet))
     else:
-        base = load_config_file(config_file) if config_file else None
-        cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=parse_sets(sets), base=base, **flags)
+        from .configfile import dump, load, to_document
+
+        base = load(config_file) if config_file else None
+        cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=parse_sets(sets), base=base,
+                      note=None if quiet else (lambda text: click.echo(f"note: {text}", err=True)), **flags)
         if print_config:
-            click.echo(json.dumps(cfg, indent=2))
+            click.echo(dump(to_document(cfg), config_format), nl=False)
             return
         from . import engine
 
@@ -321,29 +391,42 @@ def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, res
         click.echo(f"{split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in run.metrics[split].items()))
     note = f", best epoch {run.best_epoch} of {len(run.history)}" if run.best_epoch != len(run.history) else ""
     click.echo(f"saved {run.dir}/model.safetensors ({run.status}{note}; reload check passed)")
-    if plot:
+    if plot:  # the run is finished and saved: a picture that fails is a warning, never a failed run
         from .plots import plot_run
 
-        for path in plot_run(run.dir):
-            click.echo(f"wrote {path}")
+        try:
+            for path in plot_run(run.dir, warn=lambda text: click.secho(f"warning: {text}", err=True, fg="yellow")):
+                click.echo(f"wrote {path}")
+        except ZooError as exc:
+            click.secho(f"warning: no pictures: {exc}", err=True, fg="yellow")
 
 
 @main.command("eval")
 @click.argument("run_dir", type=click.Path())
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False),
+              help="Score a new labelled file instead of a split: .npz with arrays X (raw inputs) and y, or .csv "
+                   "(inputs then the target column; a CSV-trained run: raw rows with a header naming the target).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def eval_cmd(run_dir: str, split: str, device: str, as_json: bool) -> None:
-    """Rebuild a run's model, load its weights strictly and recompute its metrics."""
+def eval_cmd(run_dir: str, split: str, input_path: str | None, device: str, as_json: bool) -> None:
+    """Rebuild a run's model, load its weights strictly and recompute its metrics.
+
+    \b
+    zoo eval runs/moons-mlp-20261126-151201               the test split, rebuilt from the seed
+    zoo eval runs/moons-mlp-20261126-151201 --split val
+    zoo eval runs/moons-mlp-20261126-151201 --input new.npz   a new labelled file
+    """
+    from .api import evaluate
     from .config import check_device
-    from . import engine
 
     check_device(device)
-    result = engine.evaluate_run(run_dir, split=split, device=device)
+    source = f"{input_path}" if input_path else split
+    result = evaluate(run_dir, split=split, device=device, input=input_path)
     if as_json:
-        click.echo(json.dumps({"split": split, **result}, indent=2))
+        click.echo(json.dumps({"input" if input_path else "split": source, **result}, indent=2))
     else:
-        click.echo(f"{split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
+        click.echo(f"{'file' if input_path else split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
 
 
 @main.command("new-plugin")

@@ -14,23 +14,32 @@ import click
 
 
 @click.command("runs")
-@click.option("--dir", "root", type=click.Path(), default=None,
-              help="Directory holding run directories (default: runs, or $ZOO_RUNS_DIR).")
+@click.option("--root", "--dir", "root", type=click.Path(), default=None, metavar="DIR",
+              help="Directory holding run directories (default: runs in the current directory, "
+                   "or $ZOO_RUNS_DIR).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def runs_cmd(root: str | None, as_json: bool) -> None:
-    """List saved runs, newest first: status, epochs, best epoch and test figure."""
+    """List saved runs, newest first: status, epochs, best value and test figure."""
+    from pathlib import Path
+
     from .runlist import format_table, list_runs
     from .runs import default_root
+    from .tables import output_width
 
-    root_path = root if root is not None else default_root()
-    rows = list_runs(root_path)
+    explicit = root is not None
+    root_path = Path(root) if explicit else default_root()
+    hint = "" if explicit else ": 'zoo train' saves runs there; use --root DIR to look elsewhere"
+    if not explicit and not root_path.exists():
+        rows = []  # nothing trained here yet: not an error
+    else:
+        rows = list_runs(root_path)  # a missing or non-directory --root is a UsageError
     if as_json:
         click.echo(json.dumps(rows, indent=2, allow_nan=False))
         return
     if not rows:
-        click.echo(f"no runs in {root_path}")
+        click.echo(f"no runs in {root_path.absolute()}{hint}")
         return
-    click.echo(format_table(rows))
+    click.echo(format_table(rows, max_width=output_width()))
 
 
 @click.command("predict")
@@ -50,7 +59,7 @@ def predict_cmd(run_dir: str, input_path: str, output: str | None, device: str) 
     from .config import check_device
 
     check_device(device)
-    from .predict import predict_file
+    from .inference import predict_file
 
     text = predict_file(run_dir, input_path, output, device=device)
     if output is None:
@@ -75,8 +84,16 @@ def plot_cmd(run_dir: str) -> None:
     require_matplotlib()
     from .plots import plot_run
 
-    for path in plot_run(run_dir):
+    failed = []
+
+    def warn(text: str) -> None:
+        failed.append(text)
+        click.secho(f"warning: {text}", err=True, fg="yellow")
+
+    for path in plot_run(run_dir, warn=warn):
         click.echo(str(path))
+    if failed:
+        sys.exit(1)
 
 
 COMMANDS: list = [runs_cmd, predict_cmd, plot_cmd]

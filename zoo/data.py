@@ -76,6 +76,100 @@ def is_tensor_split(split) -> bool:
     return isinstance(split, tuple) and len(split) == 2 and all(isinstance(t, torch.Tensor) for t in split)
 
 
+def class_indices(labels, class_names=None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class labels -> ``(int64 indices 0..k-1, class names)``, one documented mapping.
+
+    - Without ``class_names``: the distinct labels (numbers or text), sorted, become classes
+      0..k-1 and their text the class names. Labels {0, 1, 2, 7} are four classes named
+      "0", "1", "2", "7": output 3 of the model is class "7", and ``zoo predict`` labels it
+      "7" (``RunModel.classes`` and ``meta.class_names`` hold the mapping).
+    - With ``class_names``: every label is an index into them (or one of the names), and a
+      class keeps its index even when no sample has it; any other label is a ValueError.
+    """
+    labels = np.asarray(labels)
+    if class_names is None:
+        classes, y = np.unique(labels, return_inverse=True)
+        return y.astype(np.int64).reshape(-1), tuple(str(c) for c in classes)
+    names = tuple(str(c) for c in class_names)
+    k = len(names)
+    if labels.dtype.kind in "iub" or (labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0)):
+        y = labels.astype(np.int64).reshape(-1)
+        bad = y[(y < 0) | (y >= k)]
+        if len(bad):
+            raise ValueError(f"label {bad[0]} is not a class index: with {k} class names, labels must be 0..{k - 1}")
+        return y, names
+    index = {name: i for i, name in enumerate(names)}
+    unknown = sorted({str(v) for v in labels.reshape(-1)} - set(index))
+    if unknown:
+        raise ValueError(f"label {unknown[0]!r} is not one of the class names ({', '.join(names)})")
+    return np.array([index[str(v)] for v in labels.reshape(-1)], dtype=np.int64), names
+
+
+def check_splits(splits: "Splits") -> str | None:
+    """The first way ``splits`` breaks the dataset contract (None when it holds): shapes, dtypes,
+    finite values and class indices within ``meta.num_classes``. Lazy splits are checked on
+    their first sample here; their labels are checked batch by batch as they are read."""
+    meta = splits.meta
+    if meta.task not in TASKS:
+        return f"its metadata names an unknown task {meta.task!r}"
+    shape = tuple(meta.input_shape)
+    if not shape or any(int(d) < 1 for d in shape):
+        return f"its metadata declares input shape {shape}"
+    classification = meta.task in ("binary", "multiclass")
+    if classification:
+        k = meta.num_classes or 0
+        if k < 2 or (meta.task == "binary" and k != 2):
+            return f"it is a {meta.task} task with {k} classes in its metadata"
+        if meta.class_names is not None and len(meta.class_names) != k:
+            return f"its metadata names {len(meta.class_names)} classes but declares num_classes={k}"
+    for name in ("train", "val", "test"):
+        split = splits.split(name)
+        if not is_tensor_split(split):
+            try:
+                if len(split) == 0:
+                    return f"its {name} split is empty"
+                x, t = split[0]
+            except Exception as exc:  # noqa: BLE001 - a broken Dataset
+                return f"its {name} split cannot be read ({type(exc).__name__}: {exc})"
+            if tuple(torch.as_tensor(x).shape) != shape:
+                return f"its {name} samples have shape {tuple(torch.as_tensor(x).shape)}, not the input shape {shape}"
+            continue
+        X, y = split
+        if len(X) == 0:
+            return f"its {name} split is empty"
+        if len(X) != len(y):
+            return f"its {name} split has {len(X)} inputs but {len(y)} targets"
+        if not X.is_floating_point() or tuple(X.shape[1:]) != shape:
+            return f"its {name} inputs are {X.dtype} {tuple(X.shape)}, not floats of shape (N, *{shape})"
+        if not torch.isfinite(X).all():
+            return f"its {name} inputs hold values that are not finite"
+        if classification:
+            if y.is_floating_point() or y.dim() != 1:
+                return f"its {name} targets are {y.dtype} {tuple(y.shape)}, not integer class indices (N,)"
+            problem = label_problem(y, meta.num_classes)
+            if problem:
+                return f"its {name} split {problem}"
+        else:
+            if not y.is_floating_point() or y.dim() != 2 or y.shape[1] != meta.num_targets:
+                return (f"its {name} targets are {y.dtype} {tuple(y.shape)}, not floats of shape "
+                        f"(N, {meta.num_targets})")
+            if not torch.isfinite(y).all():
+                return f"its {name} targets hold values that are not finite"
+    return None
+
+
+def label_problem(y: torch.Tensor, num_classes: int) -> str | None:
+    """``"holds class index 5, outside ..."`` when a label is not in 0..num_classes-1."""
+    if not len(y):
+        return None
+    lo, hi = int(y.min()), int(y.max())
+    if lo >= 0 and hi < num_classes:
+        return None
+    bad = lo if lo < 0 else hi
+    return (f"holds class index {bad}, outside the {num_classes} classes of its metadata (0..{num_classes - 1}); "
+            "labels must be mapped to 0..num_classes-1 and named in class_names (zoo.data.split_arrays does it)")
+
+
 def split_arrays(
     X,
     y=None,
@@ -92,7 +186,7 @@ def split_arrays(
 
     ``standardize``: ``"feature"`` (per-feature mean/std), ``"global"`` (one
     mean/std for all values, for images) or ``None``. Statistics come from the
-    training split only.
+    training split only. Class labels are mapped to indices by :func:`class_indices`.
     """
     from sklearn.model_selection import train_test_split
 
@@ -110,10 +204,7 @@ def split_arrays(
     X = X.reshape(n, *input_shape)
     classification = task in ("binary", "multiclass")
     if classification:
-        classes, y = np.unique(y, return_inverse=True)
-        if class_names is None:
-            class_names = tuple(str(c) for c in classes)
-        y = y.astype(np.int64)
+        y, class_names = class_indices(y.reshape(n), class_names)
     else:
         y = y.astype(np.float32).reshape(n, -1)
     strat = y if classification else None

@@ -23,8 +23,8 @@ from typing import Any, Callable
 import torch
 
 from . import __version__, checkpoint, metrics, runs
-from .config import Combination, entries_for, minimize
-from .data import DataMeta, Splits, is_tensor_split
+from .config import Combination, entries_for, minimize, run_task
+from .data import DataMeta, Splits, check_splits, is_tensor_split, label_problem
 from .errors import CheckpointError, UsageError, ZooError
 from .files import write_json, write_text
 from .optim import FlatFusedAdam, has_fused_adam
@@ -33,6 +33,9 @@ from .registry import Registry
 
 EVAL_BATCH = 4096
 RELOAD_CHECK_SAMPLES = 256
+#: The layout of the weights files: the :class:`RunModel` state dict (``net.*`` and the
+#: preprocessing buffers). zoo 0.1 wrote ``zoo-weights/1`` (the bare network).
+WEIGHTS_FORMAT = "zoo-weights/2"
 
 
 class TrainingInterrupted(ZooError):
@@ -47,17 +50,47 @@ class NonFiniteLoss(ZooError):
     """The training loss became NaN or infinite."""
 
 
+class History(list):
+    """A run's per-epoch rows (dicts: ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``, ``lr``,
+    ``time``), which also answer a column by name: ``run.history["val_loss"]`` is the list of
+    validation losses, so ``plt.plot(h["epoch"], h["val_loss"])`` draws a curve."""
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if self and key not in self[0]:
+                from .errors import did_you_mean
+
+                raise KeyError(f"no column {key!r} in the history{did_you_mean(key, self[0])} "
+                               f"(columns: {', '.join(self[0])})")
+            return [row.get(key) for row in self]
+        return super().__getitem__(key)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self[0]) if self else []
+
+
 @dataclass
 class Run:
-    """A training run: where it is, what it was, how it went."""
+    """A training run: where it is, what it was, how it went.
+
+    ``model`` is the trained :class:`RunModel` (best epoch's weights): it takes raw inputs and
+    returns the data's units (logits for classification).
+    """
 
     dir: Path
     config: dict[str, Any]
-    history: list[dict[str, float]]
+    history: History
     metrics: dict[str, dict[str, float]]
     model: torch.nn.Module = field(repr=False)
     status: str = "finished"
     best_epoch: int | None = None
+
+    def predict(self, X, device: str = "cpu"):
+        """Predictions on raw inputs, exactly as ``zoo predict`` makes them (see :func:`zoo.predict`)."""
+        from .inference import predict as predict_run
+
+        return predict_run(self.dir, X, device=device)
 
     def __repr__(self) -> str:
         name = metrics.TASK_METRICS[self.config["meta"]["task"]][0]
@@ -98,42 +131,113 @@ def adapt_targets(y: torch.Tensor, target: str) -> torch.Tensor:
     return y.reshape(len(y), -1).float()
 
 
-class TargetScale(torch.nn.Module):
-    """Wraps a regression network so it learns standardised targets but outputs the data's units.
+class RunModel(torch.nn.Module):
+    """A run's model as users call it: raw inputs in, predictions in the data's units out.
 
-    ``mean`` and ``std`` are buffers: they are saved with the weights and restored on load.
+    ``forward(x) = to_data_units(net((x - input_mean) / input_std))``. ``net`` is the plugin's
+    network, which trains on standardised inputs and (for regression) standardised targets;
+    the four buffers are the fitted preprocessing, saved in the same safetensors file as the
+    weights, so a reloaded model needs nothing else to take raw inputs:
+
+    - ``input_mean``/``input_std`` (the input shape): the dataset's standardisation, fitted on
+      the training split (zeros and ones when the dataset standardises nothing);
+    - ``output_mean``/``output_std`` (one per output): regression, the training targets' mean
+      and std (the loss is computed on standardised targets); reconstruction, the input
+      standardisation flattened, so a reconstruction comes back in the input's units;
+      classification, zeros and ones (the outputs are logits and are left alone).
+
+    ``classes`` names the class of each output for classification (``meta.class_names``).
     """
 
-    def __init__(self, net: torch.nn.Module, num_targets: int) -> None:
+    def __init__(self, net: torch.nn.Module, meta: DataMeta, out_features: int) -> None:
         super().__init__()
         self.net = net
-        self.register_buffer("mean", torch.zeros(num_targets))
-        self.register_buffer("std", torch.ones(num_targets))
+        shape = tuple(int(d) for d in meta.input_shape)
+        self.register_buffer("input_mean", torch.zeros(shape))
+        self.register_buffer("input_std", torch.ones(shape))
+        self.register_buffer("output_mean", torch.zeros(out_features))
+        self.register_buffer("output_std", torch.ones(out_features))
+        self.task = meta.task
+        self.classes = list(meta.class_names) if meta.class_names is not None else None
+        self.scales_output = meta.task in ("regression", "reconstruction")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.mean, self.net(x), self.std)
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw inputs -> what ``net`` was trained on."""
+        return (x - self.input_mean) / self.input_std
+
+    def to_data_units(self, out: torch.Tensor) -> torch.Tensor:
+        """``net``'s prediction -> the data's units (classification logits are returned as they are)."""
+        if not self.scales_output:
+            return out
+        return torch.addcmul(self.output_mean, out.float(), self.output_std)
+
+    def forward(self, x: torch.Tensor):
+        out = self.net(self.standardize(x))
+        if isinstance(out, dict):
+            return {**out, "output": self.to_data_units(out["output"])}
+        return self.to_data_units(out)
+
+    def set_input_scale(self, preprocess: dict[str, torch.Tensor], where: str) -> None:
+        """Copy a dataset's fitted ``mean``/``std`` (any shape that broadcasts to the input) into the buffers."""
+        unknown = sorted(set(preprocess) - {"mean", "std"})
+        if unknown:
+            raise ZooError(f"{where} returned preprocessing zoo cannot apply ({', '.join(unknown)}); only mean/std "
+                           "standardisation is supported")
+        for key, buf in (("mean", self.input_mean), ("std", self.input_std)):
+            if key not in preprocess:
+                continue
+            value = torch.as_tensor(preprocess[key]).float()
+            try:
+                buf.copy_(value.expand(buf.shape))
+            except RuntimeError:
+                raise ZooError(f"{where} returned a preprocessing {key} of shape {tuple(value.shape)}, which does "
+                               f"not broadcast to its input shape {tuple(buf.shape)}") from None
+        if not torch.isfinite(self.input_std).all() or (self.input_std == 0).any():
+            raise ZooError(f"{where} returned a preprocessing std with zero or non-finite values")
 
 
-def uses_target_scale(cfg: dict[str, Any]) -> bool:
-    return bool(cfg.get("scale_targets")) and cfg["target"] == "value" and cfg["meta"]["task"] == "regression"
-
-
-def build_model(combo: Combination, cfg: dict[str, Any], meta: DataMeta) -> torch.nn.Module:
+def build_net(combo: Combination, cfg: dict[str, Any], meta: DataMeta) -> torch.nn.Module:
+    """The plugin's network for this run (trains on standardised inputs)."""
     factory = combo.model.load()
     try:
-        model = factory(tuple(meta.input_shape), out_features(meta, cfg["target"]), **cfg["model_params"])
+        net = factory(tuple(meta.input_shape), out_features(meta, cfg["target"]), **cfg["model_params"])
     except ZooError:
         raise
     except Exception as exc:
         raise ZooError(
-            f"model '{combo.model.name}' could not be built for input shape {tuple(meta.input_shape)} "
-            f"with {cfg['model_params']}: {type(exc).__name__}: {exc}"
+            f"model '{combo.model.name}' from plugin '{combo.model.plugin.name}' could not be built for input shape "
+            f"{tuple(meta.input_shape)} with {cfg['model_params']}: {type(exc).__name__}: {exc}"
         ) from exc
-    if not isinstance(model, torch.nn.Module):
-        raise ZooError(f"model '{combo.model.name}' implementation returned {type(model).__name__}, not an nn.Module")
-    if uses_target_scale(cfg):
-        model = TargetScale(model, out_features(meta, cfg["target"]))
-    return model
+    if not isinstance(net, torch.nn.Module):
+        raise ZooError(f"model '{combo.model.name}' from plugin '{combo.model.plugin.name}' returned "
+                       f"{type(net).__name__}, not an nn.Module")
+    return net
+
+
+def build_model(combo: Combination, cfg: dict[str, Any], meta: DataMeta) -> RunModel:
+    """The run's :class:`RunModel` (its buffers at identity until fitted or loaded)."""
+    return RunModel(build_net(combo, cfg, meta), meta, out_features(meta, cfg["target"]))
+
+
+def fit_scales(model: RunModel, splits: Splits, cfg: dict[str, Any], combo: Combination) -> str | None:
+    """Fill the model's preprocessing buffers: the dataset's input standardisation and, for regression with
+    ``scale_targets``, the training targets' mean and std. Returns a note when the targets stay unscaled."""
+    ds = combo.dataset
+    model.set_input_scale(splits.preprocess, f"dataset '{ds.name}' from plugin '{ds.plugin.name}'")
+    if model.task == "reconstruction" and model.output_mean.numel() == model.input_mean.numel():
+        model.output_mean.copy_(model.input_mean.reshape(-1))
+        model.output_std.copy_(model.input_std.reshape(-1))
+    elif model.task == "regression" and cfg["scale_targets"] and cfg["target"] == "value":
+        y = splits.train[1] if is_tensor_split(splits.train) else getattr(splits.train, "targets", None)
+        if y is None:
+            cfg["scale_targets"] = False
+            return (f"dataset '{ds.name}' is read lazily and exposes no 'targets': its targets are not "
+                    "standardised (scale_targets=false)")
+        y = adapt_targets(torch.as_tensor(y), cfg["target"]).double()
+        std = y.std(0) if len(y) > 1 else torch.ones(y.shape[1:], dtype=y.dtype)
+        model.output_mean.copy_(y.mean(0))
+        model.output_std.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+    return None
 
 
 def build_loss(combo: Combination, cfg: dict[str, Any], device: torch.device | None = None) -> Callable:
@@ -156,14 +260,21 @@ def load_data(combo: Combination, cfg: dict[str, Any]) -> Splits:
     except ZooError:
         raise
     except (ValueError, OSError) as exc:  # the dataset's own message for a bad file or value
-        raise ZooError(f"dataset '{ds.name}': {exc}") from exc
+        raise ZooError(f"dataset '{ds.name}': {' '.join(str(exc).split())}") from exc
     except Exception as exc:
-        raise ZooError(f"dataset '{ds.name}' could not be loaded with {cfg['dataset_params']}: "
-                       f"{type(exc).__name__}: {exc}") from exc
+        raise ZooError(f"dataset '{ds.name}' from plugin '{ds.plugin.name}' could not be loaded with "
+                       f"{cfg['dataset_params']}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
     if not isinstance(splits, Splits):
-        raise ZooError(f"dataset '{ds.name}' returned {type(splits).__name__}, not zoo.data.Splits")
-    if splits.meta.task != ds.spec.tasks[0]:
-        raise ZooError(f"dataset '{ds.name}' declares task {ds.spec.tasks[0]} but produced {splits.meta.task}")
+        raise ZooError(f"dataset '{ds.name}' from plugin '{ds.plugin.name}' returned {type(splits).__name__}, "
+                       "not zoo.data.Splits")
+    problem = check_splits(splits)
+    if problem:
+        raise ZooError(f"dataset '{ds.name}' from plugin '{ds.plugin.name}' ({ds.plugin.dist} {ds.plugin.version}): "
+                       f"{problem}")
+    expected = cfg.get("task") or ds.spec.tasks[0]
+    if splits.meta.task != expected:
+        raise ZooError(f"dataset '{ds.name}' from plugin '{ds.plugin.name}' was resolved as a {expected} task but "
+                       f"produced a {splits.meta.task} task")
     return splits
 
 
@@ -342,6 +453,7 @@ def autocast_for(cfg: dict[str, Any] | None, device: torch.device):
     return contextlib.nullcontext()
 
 
+@torch.no_grad()
 def forward_all(model: torch.nn.Module, split, device: torch.device, workers: int = 0, cfg=None):
     """Eval-mode outputs over a whole split: (prediction, extras, targets), concatenated."""
     was_training = model.training
@@ -365,7 +477,8 @@ def forward_all(model: torch.nn.Module, split, device: torch.device, workers: in
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, X: torch.Tensor, cfg: dict[str, Any] | None = None) -> torch.Tensor:
-    """Raw predictions of ``model`` (its ``output``) in eval mode, in batches."""
+    """Predictions of ``model`` (its ``output``) in eval mode, in batches: for a :class:`RunModel`, raw
+    inputs in and the data's units out."""
     was_training = model.training
     model.eval()
     try:
@@ -376,18 +489,31 @@ def predict(model: torch.nn.Module, X: torch.Tensor, cfg: dict[str, Any] | None 
         model.train(was_training)
 
 
-def evaluate_split(model, loss_fn, split, task: str, target: str, device: torch.device,
+def training_targets(model: RunModel, y: torch.Tensor, target: str) -> torch.Tensor:
+    """A dataset's targets in the layout the loss wants and the units the net learns: regression targets
+    standardised with the run's fitted scale (identity when ``scale_targets`` is off)."""
+    t = adapt_targets(y, target)
+    if model.task == "regression":
+        t = (t - model.output_mean) / model.output_std
+    return t
+
+
+def evaluate_split(model: RunModel, loss_fn, split, task: str, target: str, device: torch.device,
                    reads: tuple[str, ...] = (), workers: int = 0, fast: bool = False,
                    cfg: dict[str, Any] | None = None) -> dict[str, float]:
-    """Loss and metrics of ``model`` on a split (tensor pair or Dataset).
+    """Loss and metrics of ``model`` on a split of its (standardised) dataset.
 
-    ``fast`` computes the metrics in torch (for the per-epoch history); otherwise with
-    scikit-learn (final metrics, ``zoo eval``).
+    The loss is what training minimises (on standardised regression targets); the metrics
+    are in the data's units. ``fast`` computes the metrics in torch (for the per-epoch
+    history); otherwise with scikit-learn (final metrics, ``zoo eval``).
     """
-    pred, extras, y = forward_all(model, split, device, workers, cfg)
+    pred, extras, y = forward_all(model.net, split, device, workers, cfg)
     pred, extras = pred.float(), {k: v.float() for k, v in extras.items()}
     with torch.no_grad():
-        loss = compute_loss(loss_fn, {"output": pred, **extras} if reads else pred, adapt_targets(y, target), reads)
+        loss = compute_loss(loss_fn, {"output": pred, **extras} if reads else pred,
+                            training_targets(model, y, target), reads)
+        if task == "regression":
+            pred = model.to_data_units(pred)
     res = {"loss": float(loss)}
     res.update((metrics.compute_fast if fast else metrics.compute)(task, pred, y, target))
     return res
@@ -497,29 +623,30 @@ class Trainer:
         self.splits = load_data(self.combo, cfg)
         meta = self.splits.meta
         self.task = meta.task
-        cfg = {**cfg, "target": self.combo.loss.spec.target, "meta": meta.to_json(), "zoo_version": __version__}
+        cfg = {**cfg, "task": meta.task, "target": self.combo.loss.spec.target, "meta": meta.to_json(),
+               "zoo_version": __version__}
         cfg["out_features"] = out_features(meta, cfg["target"])
         self.cfg = cfg
         torch.manual_seed(seed)
         model = build_model(self.combo, cfg, meta)
-        if isinstance(model, TargetScale) and is_tensor_split(self.splits.train):
-            y = adapt_targets(self.splits.train[1], cfg["target"])
-            model.mean.copy_(y.mean(0))
-            model.std.copy_(y.std(0).clamp_min(1e-12) if len(y) > 1 else torch.ones_like(model.std))
+        note = fit_scales(model, self.splits, cfg, self.combo)
+        if note:
+            self.reporter.message(note)
         self.model = model.to(self.device)
-        self.train_model = self.model
+        self.net = self.model.net
+        self.train_net = self.net
         if cfg.get("compile"):
-            self.train_model = torch.compile(self.model, backend=cfg.get("compile_backend", "inductor"))
+            self.train_net = torch.compile(self.net, backend=cfg.get("compile_backend", "inductor"))
         if not cfg.get("threads"):
-            cfg["threads"] = choose_threads(0, self.model, meta.input_shape, cfg["batch_size"], self.device)
+            cfg["threads"] = choose_threads(0, self.net, meta.input_shape, cfg["batch_size"], self.device)
         self.loss_fn = build_loss(self.combo, cfg, self.device)
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.optimizer = make_optimizer(cfg, self.net.parameters())
         self.reads = tuple(self.combo.loss.spec.reads)
         self.workers = _workers(cfg.get("workers", -1))
         self.steps_per_epoch = -(-split_len(self.splits.train) // cfg["batch_size"])
         self.schedule = LRSchedule(cfg, self.steps_per_epoch)
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
-        self.history: list[dict[str, float]] = []
+        self.history = History()
         self.epoch = 0
         self.best: dict[str, Any] = {"value": None, "epoch": None, "bad_epochs": 0}
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -527,13 +654,12 @@ class Trainer:
         self.saved_epoch = 0  # the epoch of the newest resumable checkpoint on disk
         self.saved_at = time.perf_counter()
         if run_dir is None:
+            self.probe()  # a model that cannot serve this dataset and loss fails here, before any file is made
             stem = cfg["recipe"] or f"{cfg['dataset']}-{cfg['model']}-{cfg['loss']}"
             run_dir = runs.create_run_dir(stem, out)
             self.status = {"status": "running", "started": _now(), "zoo_version": __version__}
             write_json(run_dir / runs.STATUS, self.status)
-            write_json(run_dir / runs.CONFIG, cfg)
-            if self.splits.preprocess:
-                checkpoint.save_weights(self.splits.preprocess, run_dir / runs.PREPROCESS, {"kind": "preprocess"})
+            runs.write_config(run_dir, cfg)
             if self.splits.state:
                 write_json(run_dir / runs.PREPROCESS_STATE, self.splits.state)
         else:
@@ -554,7 +680,8 @@ class Trainer:
         checkpoint.save_weights(tensors, d / CKPT_OPTIM, {**tag, "optimizer": json.dumps(plain)}, fsync=False)
         checkpoint.save_weights(_rng_tensors(self.gen), d / CKPT_RNG, tag, fsync=False)
         write_text(d / runs.HISTORY, _history_csv(self.history), fsync=False)
-        state = {"epoch": self.epoch, "history": self.history, "best": self.best, "schedule": self.schedule.state()}
+        state = {"epoch": self.epoch, "history": list(self.history), "best": self.best,
+                 "schedule": self.schedule.state()}
         write_json(d / CKPT_STATE, state, fsync=False)  # written last: it commits the checkpoint
         self.saved_epoch, self.saved_at = self.epoch, time.perf_counter()
 
@@ -573,7 +700,12 @@ class Trainer:
         except ValueError as exc:
             raise CheckpointError(f"{d / CKPT_STATE} is not valid JSON: {exc}") from None
         epoch = str(state["epoch"])
-        meta = checkpoint.load_weights(self.model, d / CKPT_MODEL)
+        meta = checkpoint.read_metadata(d / CKPT_MODEL)
+        if meta.get("format") != WEIGHTS_FORMAT:
+            raise UsageError(f"{d} was saved by zoo {meta.get('zoo_version', '?')} in the older weights format "
+                             f"{meta.get('format')!r} and cannot be resumed by zoo {__version__}; 'zoo eval' and "
+                             "'zoo predict' still read it")
+        checkpoint.load_weights(self.model, d / CKPT_MODEL)
         opt_tensors, opt_meta = checkpoint.read_weights(d / CKPT_OPTIM)
         rng, rng_meta = checkpoint.read_weights(d / CKPT_RNG)
         for name, m in ((CKPT_MODEL, meta), (CKPT_OPTIM, opt_meta), (CKPT_RNG, rng_meta)):
@@ -582,7 +714,7 @@ class Trainer:
                                       f"{epoch}: the checkpoint is inconsistent")
         self.optimizer.load_state_dict(_optimizer_join(opt_tensors, json.loads(opt_meta["optimizer"])))
         _restore_rng(rng, self.gen)
-        self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
+        self.epoch, self.history, self.best = state["epoch"], History(state["history"]), state["best"]
         self.saved_epoch = self.epoch
         self.schedule.load(state["schedule"])
         if (d / runs.WEIGHTS).is_file() and self.best["epoch"] is not None:
@@ -592,7 +724,7 @@ class Trainer:
 
     def _weights_meta(self) -> dict[str, str]:
         c = self.cfg
-        return {"format": "zoo-weights/1", "zoo_version": __version__, "recipe": c["recipe"] or "",
+        return {"format": WEIGHTS_FORMAT, "zoo_version": __version__, "recipe": c["recipe"] or "",
                 "dataset": c["dataset"], "model": c["model"], "loss": c["loss"]}
 
     # -- training ---------------------------------------------------------------------
@@ -616,33 +748,85 @@ class Trainer:
             return
         loader = torch.utils.data.DataLoader(train, batch_size=bs, shuffle=True, generator=self.gen,
                                              num_workers=self.workers, pin_memory=dev.type == "cuda")
-        target = self.cfg["target"]
         for xb, yb in loader:
-            yield xb.to(dev, non_blocking=True), adapt_targets(yb.to(dev, non_blocking=True), target)
+            self._check_labels(yb, "train")
+            yield xb.to(dev, non_blocking=True), training_targets(self.model, yb.to(dev, non_blocking=True),
+                                                                  self.cfg["target"])
+
+    def _check_labels(self, y: torch.Tensor, split: str) -> None:
+        if self.task in ("binary", "multiclass"):
+            problem = label_problem(y, self.splits.meta.num_classes)
+            if problem:
+                ds = self.combo.dataset
+                raise ZooError(f"dataset '{ds.name}' from plugin '{ds.plugin.name}': its {split} split {problem}")
+
+    def check_output(self, out, xb: torch.Tensor) -> None:
+        """A batch's output must have the shape the task needs; say so in one line otherwise."""
+        m, spec = self.combo.model, self.combo.model.spec
+        who = f"model '{m.name}' from plugin '{m.plugin.name}'"
+        k, n, meta = self.cfg["out_features"], len(xb), self.splits.meta
+        if isinstance(out, dict):
+            missing = [name for name in spec.outputs if name not in out]
+            if missing:
+                raise ZooError(f"{who} returned a dict without {', '.join(missing)} (it declares outputs "
+                               f"{', '.join(spec.outputs)}; it returned {', '.join(map(str, out))})")
+            out = out["output"]
+        elif tuple(spec.outputs) != ("output",):
+            raise ZooError(f"{who} declares outputs {', '.join(spec.outputs)} but returned a single tensor")
+        if not isinstance(out, torch.Tensor):
+            raise ZooError(f"{who} returned {type(out).__name__}, not a tensor")
+        if tuple(out.shape) != (n, k):
+            if self.task in ("binary", "multiclass"):
+                need = (f"one logit per class ({k}: {meta.num_classes} classes)" if self.cfg["target"] == "index"
+                        else "one logit (a binary loss)")
+            else:
+                need = f"{k} value{'s' if k != 1 else ''} per sample"
+            raise ZooError(f"{who} returned output of shape {tuple(out.shape)} for a batch of {n} samples of shape "
+                           f"{tuple(xb.shape[1:])}; the {self.task} task with loss '{self.combo.loss.name}' needs "
+                           f"({n}, {k}): {need} (the model was built with out_features={k})")
+
+    def probe(self, n: int = 8) -> None:
+        """One eval-mode forward pass on the first training samples (no gradient, no randomness, no state
+        change): the model must take the dataset's batches and return the output shape the task and loss
+        need. Either failure is one line naming the model, its plugin and the shapes."""
+        m = self.combo.model
+        xb = head_inputs(self.splits.train, min(n, self.cfg["batch_size"])).to(self.device)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with torch.no_grad():
+                out = self.net(xb)
+        except Exception as exc:  # noqa: BLE001 - whatever a plugin's forward raises on a bad shape
+            raise ZooError(f"model '{m.name}' from plugin '{m.plugin.name}' failed on a batch of shape "
+                           f"{tuple(xb.shape)} from dataset '{self.combo.dataset.name}': {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())}") from exc
+        finally:
+            self.net.train(was_training)
+        self.check_output(out, xb)
 
     def train_epoch(self, train, flag: _StopFlag) -> float:
-        cfg, model, opt, loss_fn, reads = self.cfg, self.train_model, self.optimizer, self.loss_fn, self.reads
+        cfg, net, opt, loss_fn, reads = self.cfg, self.train_net, self.optimizer, self.loss_fn, self.reads
         bf16 = cfg.get("precision") == "bf16"
         l1, clip = cfg["l1"], cfg["clip_grad"]
         schedule = self.schedule if self.schedule.active else None
-        weights = [p for name, p in model.named_parameters() if p.dim() > 1] if l1 else []
+        weights = [p for name, p in net.named_parameters() if p.dim() > 1] if l1 else []
         on_cpu = self.device.type == "cpu"
         step0 = self.epoch * self.steps_per_epoch
         reporter = self.reporter
-        model.train()
+        net.train()
         losses, sizes = [], []
         for b, (xb, tb) in enumerate(self._train_batches(train)):
             if schedule is not None:
                 schedule.apply(opt, step0 + b)
             if bf16:
                 with autocast_for(cfg, self.device):
-                    out = model(xb)
+                    out = net(xb)
                 out = {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
             else:
-                out = model(xb)
+                out = net(xb)
             loss = loss_fn(out, tb) if not isinstance(out, dict) else compute_loss(loss_fn, out, tb, reads)
             if on_cpu and not math.isfinite(loss.item()):  # no device sync on CPU: stop at once
-                self._non_finite(b + 1, loss.item())
+                self._non_finite(b + 1, loss.item(), xb, out, tb)
             losses.append(loss.detach())
             sizes.append(len(xb))
             if l1:
@@ -650,7 +834,7 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
             opt.step()
             reporter.batch(losses[-1])
         if not losses:
@@ -663,14 +847,34 @@ class Trainer:
             self._non_finite(int(bad[0]) + 1 if len(bad) else None, train_loss)
         return train_loss
 
-    def _non_finite(self, batch: int | None, value: float) -> None:
+    def _non_finite(self, batch: int | None, value: float, xb=None, out=None, target=None) -> None:
+        """Stop the run, naming which came first: diverged weights, the model's output, or the loss."""
+        m, lo, ds = self.combo.model, self.combo.loss, self.combo.dataset
+        model_name = f"model '{m.name}' from plugin '{m.plugin.name}'"
+        loss_name = f"loss '{lo.name}' from plugin '{lo.plugin.name}'"
         where = f"epoch {self.epoch + 1}" + (f", batch {batch}" if batch else "")
         kept = (f"; the last good checkpoint (epoch {self.saved_epoch}) is kept in {self.run_dir}"
                 if self.saved_epoch else "")
-        raise NonFiniteLoss(
-            f"the training loss became {value} in {where}: lower the learning rate (now {self.cfg['lr']}), "
-            f"clip gradients (--set clip_grad=1.0) or check that the inputs are normalised{kept}"
-        )
+        diverged = (f": training diverged; lower the learning rate (now {self.cfg['lr']}) or clip gradients "
+                    "(--set clip_grad=1.0)")
+        weights_ok = all(bool(torch.isfinite(p).all()) for p in self.net.parameters())
+        if not weights_ok:
+            why = f"the weights of {model_name} became non-finite before {where}{diverged}"
+        elif xb is not None and not bool(torch.isfinite(xb).all()):
+            why = f"dataset '{ds.name}' from plugin '{ds.plugin.name}' gave non-finite inputs in {where}"
+        elif out is not None and not all(bool(torch.isfinite(t).all()) for t in split_outputs(out)[1].values()) \
+                or out is not None and not bool(torch.isfinite(split_outputs(out)[0]).all()):
+            why = (f"{model_name} returned non-finite output in {where} from finite weights and inputs (a bug in "
+                   "its forward, such as a log or a division by zero)")
+        elif out is not None and _overflows(self.loss_fn, out, target, self.reads):
+            big = float(split_outputs(out)[0].detach().abs().max())
+            why = (f"the loss overflowed to {value} in {where}: the outputs of {model_name} reached {big:.3g}"
+                   f"{diverged}")
+        elif out is not None:
+            why = f"{loss_name} returned {value} in {where} on finite model outputs and targets (a bug in the loss)"
+        else:
+            why = f"the training loss of {loss_name} became {value} in {where}{diverged}"
+        raise NonFiniteLoss(why + kept)
 
     def run(self, epochs: int | None = None) -> Run:
         cfg = self.cfg
@@ -678,7 +882,7 @@ class Trainer:
         dev = self.device
         train, val_split = self.splits.train, self.splits.val
         if is_tensor_split(train):  # the fast path: the whole split on the device, once
-            train = (train[0].to(dev), adapt_targets(train[1].to(dev), cfg["target"]))
+            train = (train[0].to(dev), training_targets(self.model, train[1].to(dev), cfg["target"]))
         if is_tensor_split(val_split):
             val_split = tuple(t.to(dev) for t in val_split)
         flag = _StopFlag()
@@ -758,7 +962,8 @@ class Trainer:
         best_epoch = self.best["epoch"]
         checkpoint.save_weights(final, self.run_dir / runs.WEIGHTS, {**self._weights_meta(),
                                                                      "epoch": str(best_epoch)})
-        reload_check(final, self.run_dir, self.combo, cfg, head_inputs(self.splits.test, RELOAD_CHECK_SAMPLES).to(dev))
+        reload_check(final, self.run_dir, self.combo, cfg, raw_inputs(final, head_inputs(self.splits.test,
+                                                                                    RELOAD_CHECK_SAMPLES).to(dev)))
         write_json(self.run_dir / runs.METRICS, {"best_epoch": best_epoch, "monitor": cfg["monitor"], **results})
         self.status.update(status="stopped early" if stopped_early else "finished", finished=_now(),
                            epochs=self.epoch, best_epoch=best_epoch,
@@ -767,7 +972,27 @@ class Trainer:
         if stopped_early:
             self.reporter.message(f"stopped early after epoch {self.epoch}: {cfg['monitor']} did not improve for "
                                   f"{cfg['patience']} epochs; keeping epoch {best_epoch}")
+        final.eval()
         return Run(self.run_dir, cfg, self.history, results, final, self.status["status"], best_epoch)
+
+
+def _overflows(loss_fn, out, target, reads) -> bool:
+    """Whether the loss is finite in float64 on the same outputs: then float32 overflowed (divergence)."""
+    if target is None:
+        return False
+    try:
+        with torch.no_grad():
+            wide = ({k: v.double() for k, v in out.items()} if isinstance(out, dict) else out.double())
+            t = target.double() if target.is_floating_point() else target
+            value = loss_fn(wide, t) if not isinstance(wide, dict) else compute_loss(loss_fn, wide, t, reads)
+        return bool(torch.isfinite(value))
+    except Exception:  # noqa: BLE001 - a loss that cannot run in float64 tells nothing either way
+        return False
+
+
+def raw_inputs(model: RunModel, X: torch.Tensor) -> torch.Tensor:
+    """Standardised inputs back in the data's units (what users give a :class:`RunModel`)."""
+    return X * model.input_std + model.input_mean
 
 
 def fit(cfg: dict[str, Any], *, registry: Registry | None = None, out: str | Path | None = None,
@@ -796,12 +1021,12 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, device: str | None
     if trainer.epoch > cfg["epochs"]:
         raise UsageError(f"{run_dir} has already trained {trainer.epoch} epochs; --epochs is the total and must be "
                          f">= {trainer.epoch}")
-    write_json(trainer.run_dir / runs.CONFIG, trainer.cfg)
+    runs.write_config(trainer.run_dir, trainer.cfg)
     return trainer.run()
 
 
-def reload_check(model: torch.nn.Module, run_dir: Path, combo: Combination, cfg: dict, X: torch.Tensor) -> None:
-    """Rebuild the model from the config, load the saved file, demand identical outputs."""
+def reload_check(model: RunModel, run_dir: Path, combo: Combination, cfg: dict, X: torch.Tensor) -> None:
+    """Rebuild the model from the config, load the saved file, demand identical outputs on raw inputs ``X``."""
     fresh = build_model(combo, cfg, DataMeta.from_json(cfg["meta"])).to(X.device)
     checkpoint.load_weights(fresh, run_dir / runs.WEIGHTS)
     expected, got = predict(model, X, cfg), predict(fresh, X, cfg)
@@ -815,13 +1040,46 @@ def reload_check(model: torch.nn.Module, run_dir: Path, combo: Combination, cfg:
 
 def load_run_model(run_dir: str | Path, device: str = "cpu", registry: Registry | None = None,
                    weights: str = runs.WEIGHTS):
-    """Rebuild the run's model from its config and load its weights strictly."""
+    """Rebuild the run's :class:`RunModel` from its config and load its weights strictly.
+
+    Weights saved by zoo 0.1 (``zoo-weights/1``: the bare network, the regression target scale
+    as ``mean``/``std`` beside it, the input standardisation in ``preprocess.safetensors``) are
+    read into the same model.
+    """
     cfg = runs.read_config(run_dir)
     combo = entries_for(cfg, registry)
     model = build_model(combo, cfg, DataMeta.from_json(cfg["meta"]))
-    checkpoint.load_weights(model, Path(run_dir) / weights)
+    path = Path(run_dir) / weights
+    if checkpoint.read_metadata(path).get("format") == "zoo-weights/1" if path.is_file() else False:
+        _load_v1(model, path, Path(run_dir), cfg)
+    else:
+        checkpoint.load_weights(model, path)
     model.to(pick_device(device)).eval()
     return model, cfg, combo
+
+
+def _load_v1(model: RunModel, path: Path, run_dir: Path, cfg: dict) -> None:
+    state, _ = checkpoint.read_weights(path)
+    scaled = bool(cfg.get("scale_targets")) and cfg["target"] == "value" and run_task(cfg) == "regression"
+    new: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if scaled and key in ("mean", "std"):
+            new[f"output_{key}"] = value
+        else:
+            new[f"net.{key.removeprefix('net.')}" if scaled else f"net.{key}"] = value
+    pre_path = run_dir / runs.PREPROCESS
+    pre = checkpoint.read_weights(pre_path)[0] if pre_path.is_file() else {}
+    fresh = {k: v for k, v in model.state_dict().items() if not k.startswith("net.")}
+    for key in fresh:
+        new.setdefault(key, fresh[key])
+    problems = checkpoint.mismatch(model, new)
+    if problems:
+        raise CheckpointError(f"weights in {path} (zoo 0.1 format) do not fit the model: " + "; ".join(problems))
+    model.load_state_dict(new, strict=True)
+    model.set_input_scale(pre, f"{pre_path}")
+    if run_task(cfg) == "reconstruction":
+        model.output_mean.copy_(model.input_mean.reshape(-1))
+        model.output_std.copy_(model.input_std.reshape(-1))
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,10 +19,12 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     by another process, but a power cut may lose it (fine for per-epoch checkpoints).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _new_temp(path)
+    mode = stat.S_IMODE(os.stat(tmp).st_mode)
     try:
         yield Path(tmp)
+        if stat.S_IMODE(os.stat(tmp).st_mode) != mode:  # a writer that recreated the file (safetensors does)
+            os.chmod(tmp, mode)
         if fsync:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -32,6 +35,19 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
         except FileNotFoundError:
             pass
         raise
+
+
+def _new_temp(path: Path) -> str:
+    """Create an empty, unique temporary file beside ``path``; its mode is what the umask gives a new file
+    (``tempfile.mkstemp`` would force 0600, and colleagues could not read the run)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return str(tmp)
+    raise FileExistsError(f"could not create a temporary file beside {path}")
 
 
 def write_text(path: str | os.PathLike, text: str, fsync: bool = True) -> None:

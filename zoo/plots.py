@@ -19,7 +19,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import runs
 from .errors import UsageError, ZooError
@@ -30,6 +30,7 @@ INSTALL_HINT = "pip install 'zoo[plot]'"
 DPI = 110
 MAX_POINTS = 1500  # per split in scatter plots; more only hides the picture under dots
 MAX_DECISION_POINTS = 800  # train points over decision regions (test: half as many)
+MAX_LAZY = 2000  # samples read from a lazily loaded split (an image folder) for a picture
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
 
 
@@ -154,31 +155,45 @@ def plot_curves(run_dir: Path, cfg: dict[str, Any]) -> Path | None:
 
 
 class _Loaded:
-    """The run's model, config, stored preprocessing and its data rebuilt (standardised)."""
+    """The run's model (raw inputs in), config, and its data rebuilt from the seed (standardised)."""
 
     def __init__(self, run_dir: Path) -> None:
         from .engine import load_data
-        from .predict import Predictor
+        from .inference import Predictor
 
         self.predictor = Predictor(run_dir, "cpu")
         self.cfg = self.predictor.cfg
         self.splits = load_data(self.predictor.combo, self.cfg)
         self.meta = self.cfg["meta"]
-        self.pre = self.predictor.preprocess
+        self.model = self.predictor.model
+
+    def tensors(self, name: str, limit: int | None = None, seed: int = 0):
+        """``(X, y, total)`` of a split as tensors: all of an in-memory split, at most ``limit`` samples
+        (seeded) of a lazily read one, so that pictures of a large image folder stay cheap."""
+        import torch
+
+        from .data import is_tensor_split
+
+        split = self.splits.split(name)
+        if is_tensor_split(split):
+            return split[0], split[1], len(split[0])
+        total = len(split)
+        index = _subsample(total, limit or total, seed)
+        items = [split[int(i)] for i in index]
+        return (torch.stack([torch.as_tensor(x) for x, _ in items]),
+                torch.stack([torch.as_tensor(t) for _, t in items]), total)
 
     def raw(self, X):
         """Undo the standardisation: the split's inputs in the data's original units, as numpy."""
         import numpy as np
 
-        X = X.float()
-        if "std" in self.pre:
-            X = X * self.pre["std"]
-        if "mean" in self.pre:
-            X = X + self.pre["mean"]
+        from .engine import raw_inputs
+
+        X = raw_inputs(self.model, X.float())
         return np.asarray(X.reshape(len(X), -1).numpy(), dtype=np.float64)
 
     def outputs_raw(self, X_raw):
-        """Model outputs for raw inputs (standardised with the stored transform first)."""
+        """Model outputs for raw inputs (the model standardises them with its stored transform)."""
         import numpy as np
 
         shape = tuple(self.meta["input_shape"])
@@ -200,11 +215,11 @@ def _split_label(name: str, shown: int, total: int) -> str:
 def plot_fit(run_dir: Path, data: _Loaded) -> Path:
     import numpy as np
 
-    Xtr, ytr = data.splits.train
-    Xte, yte = data.splits.test
+    Xtr, ytr, _ = data.tensors("train", MAX_LAZY)
+    Xte, yte, _ = data.tensors("test", MAX_LAZY)
     xtr, xte = data.raw(Xtr)[:, 0], data.raw(Xte)[:, 0]
     ytr, yte = ytr.reshape(len(ytr), -1).numpy(), yte.reshape(len(yte), -1).numpy()
-    allx = np.concatenate([xtr, xte, data.raw(data.splits.val[0])[:, 0]])
+    allx = np.concatenate([xtr, xte, data.raw(data.tensors("val", MAX_LAZY)[0])[:, 0]])
     lo, hi = float(allx.min()), float(allx.max())
     pad = 0.02 * (hi - lo or 1.0)
     grid = np.linspace(lo - pad, hi + pad, 800)
@@ -237,11 +252,11 @@ def plot_decision(run_dir: Path, data: _Loaded) -> Path:
 
     names = data.predictor.class_names()
     n_classes = len(names)
-    Xtr, ytr = data.splits.train
-    Xte, yte = data.splits.test
+    Xtr, ytr, _ = data.tensors("train", MAX_LAZY)
+    Xte, yte, _ = data.tensors("test", MAX_LAZY)
     xtr, xte = data.raw(Xtr), data.raw(Xte)
     ytr, yte = ytr.reshape(-1).numpy(), yte.reshape(-1).numpy()
-    allx = np.concatenate([xtr, xte, data.raw(data.splits.val[0])])
+    allx = np.concatenate([xtr, xte, data.raw(data.tensors("val", MAX_LAZY)[0])])
     lo, hi = allx.min(0), allx.max(0)
     pad = 0.05 * np.where(hi > lo, hi - lo, 1.0)
     n = 300
@@ -303,12 +318,12 @@ def plot_confusion(run_dir: Path, data: _Loaded) -> Path:
     import numpy as np
     from sklearn.metrics import confusion_matrix
 
-    from .engine import predict
+    from .engine import raw_inputs
 
     names = data.predictor.class_names()
     k = len(names)
-    X, y = data.splits.test
-    out = predict(data.predictor.model, X.to(data.predictor.device)).float().cpu()
+    X, y, total = data.tensors("test", MAX_LAZY)
+    out = data.predictor.outputs(raw_inputs(data.model, X.float()))
     pred = out.argmax(1).numpy() if data.predictor.target == "index" else (out.reshape(-1) > 0).long().numpy()
     cm = confusion_matrix(y.reshape(-1).numpy(), pred, labels=list(range(k)))
     acc = float(np.trace(cm)) / max(1, int(cm.sum()))
@@ -333,7 +348,8 @@ def plot_confusion(run_dir: Path, data: _Loaded) -> Path:
     ax.set_yticks(ticks, labels=names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"Confusion matrix (test split, {int(cm.sum())} samples, accuracy {acc:.3f})\n"
+    shown = f"{int(cm.sum())} samples" if total == int(cm.sum()) else f"{int(cm.sum())} of {total} samples"
+    ax.set_title(f"Confusion matrix (test split, {shown}, accuracy {acc:.3f})\n"
                  f"{_run_title(data.cfg, run_dir)}", fontsize="medium")
     return _save(fig, run_dir / "confusion.png")
 
@@ -353,36 +369,60 @@ def _metric_text(test: dict[str, float], *names: str) -> str:
 # -- all of it ---------------------------------------------------------------------------
 
 
-def plot_run(run_dir: str | os.PathLike) -> list[Path]:
+def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = None) -> list[Path]:
     """Draw every picture that fits the run into ``run_dir``; return the paths written.
 
     ``curves.png`` needs ``history.csv``; the others need the saved model
     (``model.safetensors``) and rebuild the data from the run's config and seed:
     ``fit.png`` for a regression on one input feature, ``decision.png`` for a
-    classification on two, ``confusion.png`` for a multiclass task. Raises a one-line
-    ZooError when matplotlib is missing or nothing can be drawn.
+    classification on two, ``confusion.png`` for a multiclass task (on at most
+    :data:`MAX_LAZY` test samples of a lazily read dataset). Each picture is drawn on its
+    own: one that fails is passed to ``warn`` (one line) and the others are still drawn;
+    without ``warn`` the first failure is raised once the others are written. Raises a
+    one-line ZooError when matplotlib is missing or nothing can be drawn.
     """
     require_matplotlib()
     run_dir = Path(run_dir)
     cfg = runs.read_config(run_dir)
     written: list[Path] = []
-    curves = plot_curves(run_dir, cfg)
-    if curves is not None:
-        written.append(curves)
+    failures: list[str] = []
+
+    def draw(name: str, fn: Callable[..., Path | None], *args: Any) -> None:
+        try:
+            path = fn(run_dir, *args)
+        except Exception as exc:  # noqa: BLE001 - a picture never turns a finished run into a failure
+            detail = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
+            failures.append(f"{name} could not be drawn: {' '.join(detail.split())}")
+            if warn is not None:
+                warn(failures[-1])
+            return
+        if path is not None:
+            written.append(path)
+
+    draw("curves.png", plot_curves, cfg)
     meta = cfg["meta"]
     task = meta.get("task")
     width = math.prod(meta.get("input_shape") or [0])
     wants_model = ((task == "regression" and width == 1) or (task in ("binary", "multiclass") and width == 2)
                    or task == "multiclass")
     if wants_model and (run_dir / runs.WEIGHTS).is_file():
-        data = _Loaded(run_dir)
-        if task == "regression" and width == 1:
-            written.append(plot_fit(run_dir, data))
-        if task in ("binary", "multiclass") and width == 2:
-            written.append(plot_decision(run_dir, data))
-        if task == "multiclass":
-            written.append(plot_confusion(run_dir, data))
-    if not written:
+        try:
+            data = _Loaded(run_dir)
+        except ZooError as exc:
+            failures.append(f"the model pictures could not be drawn: {exc}")
+            if warn is not None:
+                warn(failures[-1])
+            data = None
+        if data is not None:
+            if task == "regression" and width == 1:
+                draw("fit.png", plot_fit, data)
+            if task in ("binary", "multiclass") and width == 2:
+                draw("decision.png", plot_decision, data)
+            if task == "multiclass":
+                draw("confusion.png", plot_confusion, data)
+    if failures and warn is None:
+        raise ZooError(failures[0])
+    if not written and not failures:
         status = runs.read_status(run_dir)
         state = status.get("status", "unknown") if isinstance(status, dict) else "unknown"
         why = (f"no epoch finished (no {runs.HISTORY}, no {runs.WEIGHTS})" if not (run_dir / runs.WEIGHTS).is_file()

@@ -22,6 +22,8 @@ from typing import Any
 from . import runs
 from .errors import UsageError
 from .metric_names import TASK_METRICS
+from .tables import MAX_WIDTH
+from .tables import format_table as format_columns
 
 #: Figures where smaller is better (kept in step with ``zoo.config.MINIMIZE``).
 MINIMIZE = ("loss", "mse", "mae")
@@ -99,17 +101,21 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and ((path / runs.CONFIG).is_file() or (path / runs.STATUS).is_file())
 
 
+def _name(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def describe_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     """One row of :func:`list_runs` for ``run_dir`` (never raises for broken files)."""
     d = Path(run_dir)
     cfg, _ = _read_json(d / runs.CONFIG)
-    cfg = cfg or {}
+    cfg = runs.flat_config(cfg or {})
     status, status_ok = _read_json(d / runs.STATUS)
     metrics, _ = _read_json(d / runs.METRICS)
     metrics = metrics or {}
     history = read_history(d)
     meta = cfg.get("meta") if isinstance(cfg.get("meta"), dict) else {}
-    task = meta.get("task")
+    task = meta.get("task") or cfg.get("task")
 
     if status is None:
         state = "unknown"
@@ -139,9 +145,9 @@ def describe_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         "name": d.name,
         "path": str(d),
         "recipe": cfg.get("recipe") or None,
-        "dataset": cfg.get("dataset"),
-        "model": cfg.get("model"),
-        "loss": cfg.get("loss"),
+        "dataset": _name(cfg.get("dataset")),
+        "model": _name(cfg.get("model")),
+        "loss": _name(cfg.get("loss")),
         "task": task,
         "started": status.get("started") if isinstance(status.get("started"), str) else None,
         "finished": status.get("finished") if isinstance(status.get("finished"), str) else None,
@@ -191,19 +197,20 @@ def list_runs(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     - ``test_metric`` and ``test_value``: the task's headline test figure from
       ``metrics.json`` (None before the run finished).
 
-    Numbers that are missing or not finite are None. A missing ``root`` is a UsageError.
+    Numbers that are missing or not finite are None. A ``root`` that is missing or not a
+    directory is a UsageError naming its absolute path.
     """
     root = Path(root) if root is not None else runs.default_root()
     if not root.exists():
-        raise UsageError(f"runs directory {root} does not exist")
+        raise UsageError(f"runs directory {root.absolute()} does not exist")
     if not root.is_dir():
-        raise UsageError(f"{root} is not a directory")
-    if is_run_dir(root) and not any(is_run_dir(p) for p in root.iterdir()):
-        return [describe_run(root)]
+        raise UsageError(f"runs directory {root.absolute()} is not a directory")
     try:
         children = sorted(root.iterdir())
     except OSError as exc:
-        raise UsageError(f"cannot read runs directory {root}: {exc.strerror}") from None
+        raise UsageError(f"cannot read runs directory {root.absolute()}: {exc.strerror}") from None
+    if is_run_dir(root) and not any(is_run_dir(p) for p in children):
+        return [describe_run(root)]
     rows = []
     for path in children:
         try:
@@ -226,19 +233,23 @@ def _fmt(v: float | None) -> str:
     return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`list_runs` rows, one run a line, with a header."""
-    header = ("RUN", "RECIPE", "STARTED", "STATUS", "EPOCHS", "BEST", "TEST")
-    table = [header]
+def format_table(rows: list[dict[str, Any]], max_width: int = MAX_WIDTH) -> str:
+    """A plain-text table of :func:`list_runs` rows, one run a line, under a header.
+
+    Numbers (epochs, the best monitored value and the epoch it was reached at, the test
+    figure) are right-aligned; the run and recipe names are shortened with ``...`` so
+    that every line fits ``max_width`` characters.
+    """
+    header = ("RUN", "RECIPE", "STARTED", "STATUS", "EPOCHS", "MONITOR", "BEST", "AT", "METRIC", "TEST")
+    table = []
     for r in rows:
         what = r["recipe"] or "+".join(str(r[k]) for k in ("dataset", "model", "loss") if r[k]) or "-"
         started = r["started"].replace("T", " ")[:16] if r["started"] else "-"
         epochs = "-" if r["epochs"] is None else str(r["epochs"])
         if r["planned_epochs"] is not None and r["status"] != "finished":
             epochs += f"/{r['planned_epochs']}"
-        best = "-" if r["best_epoch"] is None else f"{r['best_epoch']}: {r['monitor']} {_fmt(r['best_value'])}"
-        test = "-" if r["test_metric"] is None else f"{r['test_metric']} {_fmt(r['test_value'])}"
-        table.append((r["name"], what, started, r["status"], epochs, best, test))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
-    return "\n".join(lines)
+        best = r["best_epoch"] is not None
+        table.append((r["name"], what, started, r["status"], epochs, r["monitor"] if best else None,
+                      _fmt(r["best_value"]) if best else None, r["best_epoch"],
+                      r["test_metric"], _fmt(r["test_value"]) if r["test_metric"] else None))
+    return format_columns(header, table, align="<<<<><>><>", max_width=max_width, shrink=(0, 1))

@@ -14,7 +14,7 @@ from .errors import UsageError
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 LAST = "last.safetensors"
-PREPROCESS = "preprocess.safetensors"
+PREPROCESS = "preprocess.safetensors"  # zoo 0.1 runs only: now in the weights
 PREPROCESS_STATE = "preprocess.json"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
@@ -58,8 +58,19 @@ def create_run_dir(stem: str, out: str | os.PathLike | None = None, root: str | 
     raise UsageError(f"could not find a free run directory name under {root}")
 
 
+def write_config(run_dir: str | os.PathLike, cfg: dict[str, Any]) -> None:
+    """Write the run's resolved config as ``config.json``, in the sectioned form ``--config`` reads."""
+    from .configfile import to_document
+    from .files import write_json
+
+    write_json(Path(run_dir) / CONFIG, to_document(cfg))
+
+
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's resolved config; a missing or broken run directory is a UsageError."""
+    """The run's resolved config, flat (see :mod:`zoo.config`); a missing or broken run directory is a
+    UsageError. Reads the sectioned ``config.json`` of this version and the flat one of zoo 0.1."""
+    from .configfile import from_document
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"run directory {run_dir} does not exist")
@@ -67,13 +78,24 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"{run_dir} is not a zoo run directory (no {CONFIG})")
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = from_document(json.loads(path.read_text(encoding="utf-8")), str(path))
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path} is not valid JSON: {exc}") from None
     missing = [k for k in ("dataset", "model", "loss", "meta", "target") if k not in cfg]
     if missing:
         raise UsageError(f"{path} lacks {', '.join(missing)}; was it written by zoo?")
     return cfg
+
+
+def flat_config(data: dict[str, Any]) -> dict[str, Any]:
+    """``config.json``'s content in the flat form, best effort: for listing runs, where a broken file must
+    not stop the listing (it falls back to what can be read)."""
+    from .configfile import from_document
+
+    try:
+        return from_document(data)
+    except UsageError:
+        return {k: v for k, v in data.items() if not isinstance(v, dict) or k == "meta"}
 
 
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -9,6 +9,7 @@ This module must stay free of torch, numpy and scikit-learn imports.
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -34,23 +35,37 @@ TARGETS = ("index", "binary", "value")
 
 PARAM_TYPES = ("int", "float", "bool", "str", "int-list", "float-list")
 
+#: Parameter names a component may not declare: config-file sections use them for the
+#: component's own name and plugin (``[model] name = "mlp"``).
+RESERVED = ("name", "plugin")
+
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
 
 @dataclass(frozen=True)
 class Param:
-    """One hyperparameter: its type name, default, help and allowed values."""
+    """One hyperparameter: its type name, default, help and allowed values.
+
+    ``min``/``max`` bound numbers (and every item of a list), inclusively unless
+    ``min_exclusive``/``max_exclusive``. Floats must be finite. A ``required`` parameter has
+    no default (``None``): a run must set it, and resolving a config without it is an error.
+    """
 
     type: str
-    default: Any
+    default: Any = None
     help: str = ""
     choices: tuple | None = None
     min: float | None = None
     max: float | None = None
+    required: bool = False
+    min_exclusive: bool = False
+    max_exclusive: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in PARAM_TYPES:
             raise ValueError(f"unknown parameter type {self.type!r}; use one of {', '.join(PARAM_TYPES)}")
+        if self.required and self.default is not None:
+            raise ValueError("a required parameter has no default (leave default as None)")
         if self.default is not None:
             object.__setattr__(self, "default", self.check("default", self.default))
 
@@ -61,22 +76,38 @@ class Param:
             choices = ", ".join(map(str, self.choices))
             raise UsageError(f"{key}={value!r} is not one of: {choices}{did_you_mean(str(v), map(str, self.choices))}")
         items = v if isinstance(v, tuple) else (v,)
-        if self.min is not None and any(x < self.min for x in items):
-            raise UsageError(f"{key}={value!r} must be >= {self.min}")
-        if self.max is not None and any(x > self.max for x in items):
-            raise UsageError(f"{key}={value!r} must be <= {self.max}")
+        if self.min is not None and any(x < self.min or (self.min_exclusive and x == self.min) for x in items):
+            raise UsageError(f"{key}={value!r} must be {'>' if self.min_exclusive else '>='} {self.min:g}")
+        if self.max is not None and any(x > self.max or (self.max_exclusive and x == self.max) for x in items):
+            raise UsageError(f"{key}={value!r} must be {'<' if self.max_exclusive else '<='} {self.max:g}")
         return v
+
+    def bounds(self) -> str:
+        """The allowed range in words (``> 0``, ``0 to 0.99``, ``>= 1``), or ``""`` when unbounded."""
+        lo = None if self.min is None else f"{'>' if self.min_exclusive else '>='} {self.min:g}"
+        hi = None if self.max is None else f"{'<' if self.max_exclusive else '<='} {self.max:g}"
+        if lo and hi:
+            if not self.min_exclusive and not self.max_exclusive:
+                return f"{self.min:g} to {self.max:g}"
+            return f"{lo} and {hi}"
+        return lo or hi or ""
 
     def describe(self) -> dict:
         d = {"type": self.type, "default": list(self.default) if isinstance(self.default, tuple) else self.default}
+        if self.required:
+            d["required"] = True
         if self.help:
             d["help"] = self.help
         if self.choices is not None:
             d["choices"] = list(self.choices)
         if self.min is not None:
             d["min"] = self.min
+            if self.min_exclusive:
+                d["min_exclusive"] = True
         if self.max is not None:
             d["max"] = self.max
+            if self.max_exclusive:
+                d["max_exclusive"] = True
         return d
 
 
@@ -94,15 +125,18 @@ def _coerce(key: str, type_: str, value: Any) -> Any:
         cast = int if type_ == "int" else float
         if isinstance(value, bool):
             raise bad
+        given = value
+        if isinstance(value, str):
+            try:
+                value = cast(value.strip())
+            except ValueError:
+                raise bad from None
         if isinstance(value, (int, float)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"{key}={given!r} is not a finite number")
             if type_ == "int" and isinstance(value, float) and not value.is_integer():
                 raise bad
             return cast(value)
-        if isinstance(value, str):
-            try:
-                return cast(value.strip())
-            except ValueError:
-                raise bad from None
         raise bad
     if type_ == "str":
         if isinstance(value, str):
@@ -153,6 +187,7 @@ class Component:
         if not isinstance(self.impl, str) or not re.match(r"^[\w.]+:[\w.]+$", self.impl):
             out.append(f"impl {self.impl!r} must be 'module:attribute'")
         out += [f"parameter {k!r} is not a Param" for k, p in self.params.items() if not isinstance(p, Param)]
+        out += [f"parameter name {k!r} is reserved (config sections use it)" for k in self.params if k in RESERVED]
         return out
 
     def load(self) -> Callable[..., Any]:
@@ -164,7 +199,8 @@ class Component:
         return obj
 
     def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults overlaid with ``given``, each validated; unknown keys are usage errors."""
+        """Defaults overlaid with ``given``, each validated; unknown keys and missing required
+        parameters are usage errors."""
         out = {k: p.default for k, p in self.params.items()}
         for key, value in (given or {}).items():
             if key not in self.params:
@@ -174,6 +210,11 @@ class Component:
                     f"(its parameters: {known})"
                 )
             out[key] = self.params[key].check(key, value)
+        missing = [k for k, p in self.params.items() if p.required and out[k] is None]
+        if missing:
+            sets = " ".join(f"--set {self.kind}.{k}=..." for k in missing)
+            what = "; ".join(f"{k}: {self.params[k].help}" if self.params[k].help else k for k in missing)
+            raise UsageError(f"{self.kind} '{self.name}' needs {', '.join(missing)} ({what}): give {sets}")
         return out
 
     def describe(self) -> dict:
@@ -196,6 +237,10 @@ class DatasetSpec(Component):
     """
 
     input: str = "tabular"
+    #: Optional ``"module:attribute"`` of a light function ``infer(params) -> (task, reason)`` for a
+    #: dataset that declares several ``tasks`` and decides which from its parameters (e.g. a CSV
+    #: file's target column). It runs before training, so it must not import heavy code.
+    infer_task: str | None = None
     #: Optional ``"module:attribute"`` of ``encode(table, state) -> float32 array``: turns raw
     #: rows (a list of dicts of strings, as read from a CSV with a header) into features,
     #: using the JSON-able ``Splits.state`` the dataset fitted. Used by ``zoo predict``.
@@ -208,18 +253,19 @@ class DatasetSpec(Component):
 
     def problems(self) -> list[str]:
         out = super().problems()
-        if len(self.tasks) != 1:
-            out.append("a dataset declares exactly one task")
+        if len(self.tasks) != 1 and self.infer_task is None:
+            out.append("a dataset declares exactly one task, or several with an infer_task function")
         if self.input not in INPUT_KINDS:
             out.append(f"unknown input kind {self.input!r}")
-        for field_name in ("encode", "example"):
+        for field_name in ("encode", "example", "infer_task"):
             value = getattr(self, field_name)
             if value is not None and not re.match(r"^[\w.]+:[\w.]+$", str(value)):
                 out.append(f"{field_name} {value!r} must be 'module:attribute'")
         return out
 
     def describe(self) -> dict:
-        return {**super().describe(), "input": self.input, "encode": self.encode, "example": self.example}
+        return {**super().describe(), "input": self.input, "encode": self.encode, "example": self.example,
+                "infer_task": self.infer_task}
 
 
 @dataclass(frozen=True)
@@ -261,11 +307,14 @@ class LossSpec(Component):
 
     target: str = "value"
     reads: tuple[str, ...] = ()
+    #: Tasks for which this is the loss ``zoo train`` picks when none is named.
+    default_for: tuple[str, ...] = ()
     kind = "loss"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "reads", tuple(self.reads))
+        object.__setattr__(self, "default_for", tuple(self.default_for))
 
     def problems(self) -> list[str]:
         out = super().problems()
@@ -273,10 +322,12 @@ class LossSpec(Component):
             out.append(f"unknown target layout {self.target!r}")
         out += [f"reads {r!r}: 'output' and 'target' are always passed" for r in self.reads
                 if r in ("output", "target")]
+        out += [f"default_for {t!r} is not one of its tasks" for t in self.default_for if t not in self.tasks]
         return out
 
     def describe(self) -> dict:
-        return {**super().describe(), "target": self.target, "reads": list(self.reads)}
+        return {**super().describe(), "target": self.target, "reads": list(self.reads),
+                "default_for": list(self.default_for)}
 
 
 @dataclass(frozen=True)

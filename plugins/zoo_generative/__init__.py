@@ -75,6 +75,7 @@ def zoo_losses():
             tasks=("reconstruction",),
             target="value",
             reads=("mu", "logvar"),
+            default_for=("reconstruction",),
             impl="zoo_generative.losses:vae_loss",
             params={
                 "beta": Param("float", 1.0, "weight of the KL term (0: a plain autoencoder with noise)", min=0.0),

@@ -11,7 +11,7 @@ _REG = ("regression", "reconstruction")
 def zoo_losses():
     return [
         LossSpec(name="mse", summary="Mean squared error (L2).", tasks=_REG, target="value",
-                 impl="zoo_losses.losses:mse"),
+                 impl="zoo_losses.losses:mse", default_for=_REG),
         LossSpec(name="l1", summary="Mean absolute error (L1); robust to outliers.", tasks=_REG, target="value",
                  impl="zoo_losses.losses:l1"),
         LossSpec(name="huber", summary="Huber loss: squared near zero, absolute beyond delta.", tasks=_REG,
@@ -19,6 +19,7 @@ def zoo_losses():
                  params={"delta": Param("float", 1.0, "where the loss turns from squared to linear (> 0)", min=1e-12)}),
         LossSpec(name="cross-entropy", summary="Softmax cross-entropy over class logits (targets: class indices).",
                  tasks=("binary", "multiclass"), target="index", impl="zoo_losses.losses:cross_entropy",
+                 default_for=("binary", "multiclass"),
                  params={"label_smoothing": Param("float", 0.0, "label smoothing in [0, 1)", min=0.0, max=0.99)}),
         LossSpec(name="bce-with-logits", summary="Binary cross-entropy on one logit (targets: float (N, 1)).",
                  tasks=("binary",), target="binary", impl="zoo_losses.losses:bce_with_logits",

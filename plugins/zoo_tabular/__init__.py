@@ -153,7 +153,7 @@ def zoo_models():
             params={
                 "hidden": Param("int-list", (64, 64), "sizes of the hidden layers, e.g. 64,64", min=1),
                 "activation": Param("str", "relu", "activation after each hidden layer", choices=ACTIVATIONS),
-                "dropout": Param("float", 0.0, "dropout after each hidden layer", min=0.0),
+                "dropout": Param("float", 0.0, "dropout after each hidden layer", min=0.0, max=1.0, max_exclusive=True),
             },
         ),
         ModelSpec(

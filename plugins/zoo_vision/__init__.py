@@ -27,7 +27,8 @@ def zoo_datasets():
             impl="zoo_vision.imagefolder:image_folder",
             example="zoo_vision.imagefolder:example",
             params={
-                "path": Param("str", "", "the folder: one sub-folder per class (its name is the class name)"),
+                "path": Param("str", None, "the folder: one sub-folder per class (its name is the class name)",
+                              required=True),
                 "size": Param("int", 32, "images are resized to size x size pixels", min=1),
                 "grayscale": Param("bool", False, "convert to one grey channel (default: three RGB channels)"),
                 "val_size": Param("float", 0.2, "share of each class for validation", min=0.01, max=0.9),
@@ -53,7 +54,7 @@ def zoo_models():
                 "channels": Param("int-list", (32, 64), "output channels of the two conv layers", min=1),
                 "kernel_size": Param("int", 3, "convolution kernel size ('same' padding keeps the image size)", min=1),
                 "pool": Param("str", "max", "pooling after each conv", choices=("max", "avg")),
-                "dropout": Param("float", 0.25, "dropout before the linear head", min=0.0),
+                "dropout": Param("float", 0.25, "dropout before the linear head", min=0.0, max=1.0, max_exclusive=True),
             },
         ),
         ModelSpec(

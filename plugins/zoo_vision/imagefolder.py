@@ -200,7 +200,7 @@ def channel_stats(paths, size: int, grayscale: bool, *, seed: int) -> tuple[torc
     return as_t(mean), as_t(std)
 
 
-def image_folder(*, seed: int, path: str = "", size: int = 32, grayscale: bool = False, val_size: float = 0.2,
+def image_folder(*, seed: int, path: str | None = None, size: int = 32, grayscale: bool = False, val_size: float = 0.2,
                  test_size: float = 0.2) -> Splits:
     """Dataset: the image folder at ``path`` as lazy, stratified, seeded splits."""
     if size < 1:

@@ -7,13 +7,13 @@ and the real implementations; nothing is mocked.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 
 import pytest
 import torch
 
 import zoo
+from zoo import runs
 from zoo.config import resolve
 from zoo.engine import adapt_targets, out_features
 from zoo.errors import UsageError, ZooError
@@ -283,7 +283,7 @@ def test_each_loss_trains_a_run_that_evaluates_to_the_same_numbers(name, tmp_pat
                     out=tmp_path / "run")
     for f in ("model.safetensors", "config.json", "metrics.json", "history.csv"):
         assert (run.dir / f).is_file(), f
-    cfg = json.loads((run.dir / "config.json").read_text())
+    cfg = runs.read_config(run.dir)  # config.json, flat
     assert cfg["loss"] == name and cfg["loss_plugin"] == PLUGIN and cfg["target"] == TARGET[name]
     loss_params = {k: v for k, v in params.items() if "." not in k}
     assert cfg["loss_params"] == entry(name).spec.resolve_params(loss_params)

@@ -7,7 +7,6 @@ and the real implementations; nothing is mocked.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 import zoo
+from zoo import runs
 from zoo.config import resolve
 from zoo.data import Splits
 from zoo.errors import UsageError
@@ -398,7 +398,7 @@ HEADLINE = {"waveforms-lstm": ("accuracy", 0.3), "waveforms-gru": ("accuracy", 0
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_trains_saves_and_evaluates_to_the_same_numbers(recipe, tmp_path):
     run = zoo.train(recipe, epochs=1, quiet=True, out=tmp_path / "run")
-    cfg = json.loads((run.dir / "config.json").read_text())
+    cfg = runs.read_config(run.dir)  # config.json, flat
     assert cfg["recipe"] == recipe and cfg["epochs"] == 1
     assert cfg["meta"]["input_shape"] == [64, 1]
     assert all(math.isfinite(v) for v in run.metrics["test"].values())

@@ -113,7 +113,7 @@ def test_recipes_resolve_to_their_parts():
 
 
 def test_a_short_iris_run_learns_and_predicts_species_names(tmp_path):
-    from zoo.predict import predict_file
+    from zoo.inference import predict_file
 
     run = zoo.train("iris-mlp", epochs=40, quiet=True, out=tmp_path / "run")
     assert run.metrics["test"]["accuracy"] >= 0.9

@@ -16,7 +16,7 @@ from PIL import Image
 
 import zoo
 from zoo.data import Splits
-from zoo.errors import ZooError
+from zoo.errors import UsageError, ZooError
 from zoo.registry import get_registry
 
 CLASSES = ("circles", "squares", "stripes")
@@ -73,7 +73,8 @@ def test_trains_the_cnn_and_evaluates_to_the_same_numbers(folder, tmp_path):
     assert run.config["meta"]["class_names"] == list(CLASSES)
     assert set(run.metrics["test"]) == {"loss", "accuracy", "f1_macro"}
     assert zoo.evaluate(run.dir) == run.metrics["test"]
-    assert (run.dir / "preprocess.safetensors").is_file()
+    model = zoo.load(run.dir)  # the channel standardisation travels in the weights file
+    assert model.input_mean.shape == (3, 16, 16) and not torch.equal(model.input_std, torch.ones(3, 16, 16))
 
 
 # -- layout, splits, items --------------------------------------------------------------------
@@ -219,8 +220,10 @@ def error(path, **overrides) -> str:
 
 def test_empty_or_missing_path(tmp_path):
     e = get_registry().get("dataset", "image-folder")
+    with pytest.raises(UsageError, match="dataset 'image-folder' needs path"):
+        e.spec.resolve_params()  # a required parameter: refused before anything is read
     with pytest.raises(ValueError, match="needs path=DIR"):
-        e.load()(seed=0, **e.spec.resolve_params())
+        e.load()(seed=0, **e.spec.resolve_params({"path": ""}))
     assert "does not exist" in error(tmp_path / "nowhere") and "nowhere" in error(tmp_path / "nowhere")
     (tmp_path / "file.png").write_bytes(b"x")
     assert "is not a folder" in error(tmp_path / "file.png")

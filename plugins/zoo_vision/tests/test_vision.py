@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 import zoo
+from zoo import runs
 from zoo.config import resolve
 from zoo.data import Splits
 from zoo.errors import UsageError
@@ -90,7 +91,8 @@ def test_component_comes_from_the_plugin_and_declares_no_problems(kind, name):
     assert e.spec.problems() == []
     if kind != "recipe":
         assert e.spec.impl.startswith("zoo_vision.")
-        assert e.spec.resolve_params() == {k: p.default for k, p in e.spec.params.items()}
+        given = {k: "x" for k, p in e.spec.params.items() if p.required}  # a required parameter has no default
+        assert e.spec.resolve_params(given) == {k: given.get(k, p.default) for k, p in e.spec.params.items()}
 
 
 def test_declared_inputs_and_tasks():
@@ -341,7 +343,7 @@ def test_recipe_trains_saves_and_evaluates_to_the_same_numbers(recipe, tmp_path)
     assert run.dir == tmp_path / "run"
     for f in ("model.safetensors", "config.json", "metrics.json", "history.csv"):
         assert (run.dir / f).is_file() and (run.dir / f).stat().st_size > 0, f
-    cfg = json.loads((run.dir / "config.json").read_text())
+    cfg = runs.read_config(run.dir)  # config.json, flat
     assert (cfg["recipe"], cfg["dataset"], cfg["model"], cfg["loss"]) == (recipe, "digits", "cnn", "cross-entropy")
     assert cfg["dataset_plugin"] == cfg["model_plugin"] == PLUGIN
     assert cfg["meta"]["input_shape"] == [1, 8, 8] and cfg["out_features"] == 10

@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
 from torch import nn
 
 import zoo
+from zoo import runs
 from zoo.registry import get_registry
 
 RECIPES = {"digits-resnet": "resnet", "digits-mobilenet": "mobilenet", "digits-vgg": "vgg"}
@@ -20,7 +20,7 @@ RECIPES = {"digits-resnet": "resnet", "digits-mobilenet": "mobilenet", "digits-v
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_trains_one_epoch_saves_and_reloads(recipe, tmp_path):
     run = zoo.train(recipe, epochs=1, quiet=True, out=tmp_path / "run")
-    cfg = json.loads((run.dir / "config.json").read_text())
+    cfg = runs.read_config(run.dir)  # config.json, flat
     assert (cfg["dataset"], cfg["model"], cfg["loss"]) == ("digits", RECIPES[recipe], "cross-entropy")
     assert cfg["model_plugin"] == "vision" and cfg["meta"]["input_shape"] == [1, 8, 8]
     assert run.metrics["test"]["accuracy"] > 0.3  # ten classes; chance is 0.1
