@@ -26,8 +26,11 @@ _REAL_SPLIT = {
 }
 
 _CSV = {
-    "path": Param("str", "", "the CSV file (required)"),
-    "target": Param("str", "", "the column to predict (required)"),
+    "path": Param("str", None, "the CSV file, with a header row", required=True),
+    "target": Param("str", None, "the column to predict", required=True),
+    "impute": Param("str", "none", "missing feature values: none (refuse them, naming line and column), mean, "
+                    "median or most_frequent, fitted on the training split (text columns take their most frequent "
+                    "value)", choices=("none", "mean", "median", "most_frequent")),
     "val_size": _SPLIT["val_size"],
     "test_size": _SPLIT["test_size"],
     "delimiter": Param("str", ",", "the field separator: one character, or tab"),
@@ -111,23 +114,39 @@ def zoo_datasets():
             impl="zoo_tabular.datasets:diabetes",
             params=dict(_REAL_SPLIT),
         ),
+        DatasetSpec(
+            name="csv",
+            summary="A local CSV file with a header; task=auto infers regression, binary or multiclass from the "
+                    "target column. Numeric columns standardised, text columns one-hot encoded.",
+            tasks=("regression", "binary", "multiclass"),
+            impl="zoo_tabular.csvdata:load",
+            infer_task="zoo_tabular.csvinfer:infer",
+            encode="zoo_tabular.csvdata:encode",
+            example="zoo_tabular.csvdata:example",
+            params={
+                "path": _CSV["path"],
+                "target": _CSV["target"],
+                "task": Param("str", "auto", "auto (text labels, or at most 20 distinct integers and at most half "
+                              "as many as rows, are classes: two of them binary, more multiclass; other numbers "
+                              "regression), or regression, binary, multiclass (checked against the target)",
+                              choices=("auto", "regression", "binary", "multiclass")),
+                **{k: v for k, v in _CSV.items() if k not in ("path", "target")},
+            },
+        ),
         *(
             DatasetSpec(
                 name=name,
-                summary=f"A local CSV file with a header, {what}: numeric columns standardised, text columns "
-                        "one-hot encoded.",
+                summary=f"A local CSV file with a header, {what} (the csv dataset with task={task}): numeric "
+                        "columns standardised, text columns one-hot encoded.",
                 tasks=(task,),
-                impl=f"zoo_tabular.csvdata:{impl}",
+                impl=f"zoo_tabular.csvdata:{task}",
                 encode="zoo_tabular.csvdata:encode",
                 example=f"zoo_tabular.csvdata:{example}",
                 params=dict(_CSV),
             )
-            for name, task, what, impl, example in (
-                ("csv", "multiclass", "classification (2 or more classes, text or integer labels)",
-                 "classification", "example"),
-                ("csv-binary", "binary", "binary classification (exactly 2 classes)", "binary", "example_binary"),
-                ("csv-regression", "regression", "regression (a numeric target)", "regression",
-                 "example_regression"),
+            for name, task, what, example in (
+                ("csv-binary", "binary", "binary classification (exactly 2 classes)", "example_binary"),
+                ("csv-regression", "regression", "regression (a numeric target)", "example_regression"),
             )
         ),
     ]

@@ -1,21 +1,32 @@
 """The ``csv`` datasets: a local CSV file with a header, one sample a row, one column the target.
 
-A zoo dataset declares its one task before any data is read, so the plugin declares
-three: ``csv`` (classification: two or more classes, text or integer labels),
-``csv-binary`` (exactly two classes) and ``csv-regression`` (a numeric target), all
-loaded by :func:`load`, whose ``task="auto"`` infers the task from the target column.
+The plugin declares three: ``csv`` (its ``task`` parameter: ``auto``, ``regression``,
+``binary`` or ``multiclass``; ``auto`` reads the target column before training, see
+:mod:`zoo_tabular.csvinfer`), and the fixed-task ``csv-binary`` (exactly two classes)
+and ``csv-regression`` (a numeric target). All are loaded by :func:`load`.
 
-Numeric feature columns are standardised with training-split statistics (stored as
-``Splits.preprocess``: ``mean``/``std``, with 0/1 for one-hot features); non-numeric
-columns are one-hot encoded over the categories seen in the training split (a
-category first seen later encodes as all zeros). Everything fitted that is not a
-tensor goes into ``Splits.state`` (JSON; a run keeps it as ``preprocess.json``):
+Missing values (the cells in :data:`MISSING`) follow the ``impute`` parameter: ``none``
+(the default) refuses one, naming the file, line and column; ``mean``, ``median`` and
+``most_frequent`` fill each feature column with scikit-learn's ``SimpleImputer`` fitted
+on the training split only (after the split). Text columns always take their most
+frequent training value (with ``mean`` and ``median`` too), as does a numeric column
+under ``most_frequent`` (the smallest value on a tie). A missing target value is never
+imputed: it is refused with its line and column whatever ``impute`` says.
+
+Numeric feature columns are standardised with training-split statistics (after
+imputation; stored as ``Splits.preprocess``: ``mean``/``std``, with 0/1 for one-hot
+features); non-numeric columns are one-hot encoded over the categories seen in the
+training split (a category first seen later encodes as all zeros). Everything fitted
+that is not a tensor goes into ``Splits.state`` (JSON; a run keeps it as
+``preprocess.json``):
 
 ``{"format", "target", "task", "columns", "numeric", "categories", "features",
-"classes", "delimiter"}``
+"classes", "delimiter", "impute", "fill"}``
 
-so that :func:`encode` turns raw rows of a new file into the same features; ``zoo
-predict`` then standardises them with the stored mean/std.
+(``fill``: the fitted value of every feature column, empty with ``impute=none``) so
+that :func:`encode` turns raw rows of a new file into the same features, missing cells
+filled with the same values; ``zoo predict`` then standardises them with the stored
+mean/std.
 
 Problems with the file raise ``ValueError`` with a one-line message that names the
 file, line and column (the engine reports them as the dataset failing to load).
@@ -26,7 +37,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
-import io
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,33 +45,36 @@ import numpy as np
 import torch
 
 from zoo.data import Splits, split_arrays
-from zoo.errors import did_you_mean
+
+from .csvinfer import (
+    MAX_AUTO_CLASSES,
+    MIN_ROWS,
+    MISSING,
+    TASKS,
+    TargetColumn,
+    delimiter_char as _delimiter,
+    infer_task,
+    is_missing as _is_missing,
+    iter_table,
+    missing_target,
+    number as _number,
+    shown as _shown,
+    target_index,
+    too_few_rows,
+)
+
+__all__ = ["FORMAT", "IMPUTE", "MAX_AUTO_CLASSES", "MIN_PER_CLASS", "MIN_ROWS", "MISSING", "TASKS", "binary",
+           "encode", "example", "example_binary", "example_regression", "infer_task", "load", "read_table",
+           "regression", "write_example"]
 
 FORMAT = "zoo-csv/1"
-TASKS = ("auto", "regression", "binary", "multiclass")
-#: Cells read as missing values (compared lower-cased, after stripping blanks).
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "?"})
-#: Fewer data rows than this cannot give three useful splits.
-MIN_ROWS = 10
+#: The values of the ``impute`` parameter (``none``: refuse missing values).
+IMPUTE = ("none", "mean", "median", "most_frequent")
 #: Stratified train/validation/test splits need this many samples of every class.
 MIN_PER_CLASS = 3
-#: task=auto: an integer target with at most this many distinct values holds class labels.
-MAX_AUTO_CLASSES = 20
 
 
 # -- reading the file ---------------------------------------------------------------------
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _delimiter(delimiter: str) -> str:
-    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " ", "pipe": "|"}
-    d = named.get(delimiter.lower(), delimiter) if isinstance(delimiter, str) else delimiter
-    if not isinstance(d, str) or len(d) != 1:
-        raise ValueError(f"delimiter must be one character (or tab, comma, semicolon, space, pipe), not {delimiter!r}")
-    return d
 
 
 def read_table(path: str | Path, delimiter: str = ",") -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -70,109 +83,61 @@ def read_table(path: str | Path, delimiter: str = ",") -> tuple[list[str], list[
     Raises ``ValueError`` (one line) for a missing or unreadable file, a bad header or a
     row whose width differs from the header's.
     """
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise ValueError(f"CSV file {p} does not exist")
-    if not p.is_file():
-        raise ValueError(f"{p} is not a file")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{p} is not a UTF-8 text file") from None
-    except OSError as exc:
-        raise ValueError(f"cannot read {p}: {exc.strerror}") from None
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows: list[tuple[int, list[str]]] = []
-    try:
-        for cells in reader:
-            cells = [c.strip() for c in cells]
-            if any(cells):
-                rows.append((reader.line_num, cells))
-    except csv.Error as exc:
-        raise ValueError(f"{p} is not a valid CSV file (line {reader.line_num}: {exc})") from None
-    if not rows:
-        raise ValueError(f"{p} is empty: it needs a header row naming the columns, then the data")
+    rows = list(iter_table(path, delimiter))
     _, header = rows.pop(0)
-    for j, name in enumerate(header):
-        if not name:
-            raise ValueError(f"{p}: column {j + 1} of the header has no name")
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise ValueError(f"{p}: the header names {', '.join(repr(d) for d in dupes)} more than once")
-    for line, cells in rows:
-        if len(cells) != len(header):
-            raise ValueError(f"{p} line {line} has {_plural(len(cells), 'value')} but the header names "
-                             f"{_plural(len(header), 'column')}{_delimiter_hint(header, delimiter)}")
     return header, rows
-
-
-def _delimiter_hint(header: Sequence[str], delimiter: str) -> str:
-    if len(header) == 1:
-        for d in (";", "\t", "|", ","):
-            if d != delimiter and d in header[0]:
-                shown = "tab" if d == "\t" else d
-                return f" (is the delimiter {shown!r}? set delimiter={shown})"
-    return ""
-
-
-def _number(cell: str) -> float | None:
-    try:
-        v = float(cell)
-    except ValueError:
-        return None
-    return v
-
-
-def _is_missing(cell: str | None) -> bool:
-    return cell is None or cell.strip().lower() in MISSING
 
 
 # -- the dataset ----------------------------------------------------------------------------
 
 
-def load(*, seed: int, path: str = "", target: str = "", task: str = "auto", val_size: float = 0.2,
-         test_size: float = 0.2, delimiter: str = ",") -> Splits:
-    """Read ``path``, encode it, split it (seeded, stratified for classification), standardise.
+def load(*, seed: int, path: str | None = None, target: str | None = None, task: str = "auto",
+         impute: str = "none", val_size: float = 0.2, test_size: float = 0.2, delimiter: str = ",") -> Splits:
+    """Read ``path``, encode it, split it (seeded, stratified for classification), impute, standardise.
 
-    ``task``: ``regression``, ``binary``, ``multiclass`` (two or more classes) or ``auto``
-    (:func:`infer_task`). The declared datasets fix it, because a zoo dataset declares its one
-    task before any data is read: ``csv`` is ``multiclass``, ``csv-binary`` and
-    ``csv-regression`` the others.
+    The ``csv`` dataset. ``task``: ``regression``, ``binary``, ``multiclass`` (two or more
+    classes) or ``auto`` (:func:`infer_task`); an explicit task is checked against the
+    target column. ``impute``: ``none``, ``mean``, ``median`` or ``most_frequent`` (see the
+    module's docstring).
     """
     if not isinstance(path, str) or not path.strip():
         raise ValueError("no CSV file given: set the dataset's path and target column "
                          "(--set path=FILE.csv --set target=COLUMN)")
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    if impute not in IMPUTE:
+        raise ValueError(f"impute must be one of {', '.join(IMPUTE)}, not {impute!r}")
     sep = _delimiter(delimiter)
     p = Path(path).expanduser()
     header, rows = read_table(p, sep)
-    if not target:
-        raise ValueError(f"no target column given: set target=COLUMN (the columns of {p}: {', '.join(header)})")
-    if target not in header:
-        raise ValueError(f"{p} has no column '{target}' (its columns: {', '.join(header)})"
-                         f"{_delimiter_hint(header, sep)}{did_you_mean(target, header)}")
+    target = header[target_index(p, header, target, sep)]
     features = [h for h in header if h != target]
     if not features:
         raise ValueError(f"{p} has no feature columns besides the target '{target}'")
     n = len(rows)
     if n < MIN_ROWS:
-        raise ValueError(f"{p} has only {_plural(n, 'data row')}; at least {MIN_ROWS} are needed to make "
-                         "train, validation and test splits")
-    for line, cells in rows:
+        raise ValueError(too_few_rows(p, n))
+    j = header.index(target)
+    for line, cells in rows:  # a missing target first: no impute setting helps with it
+        if _is_missing(cells[j]):
+            raise ValueError(missing_target(p, line, target, cells[j]))
+    for line, cells in rows if impute == "none" else ():
         for name, cell in zip(header, cells):
             if _is_missing(cell):
-                shown = f"{cell!r}" if cell else "an empty cell"
-                raise ValueError(f"{p} line {line}: missing value in column '{name}' ({shown}); fill it in or "
-                                 "drop the row")
+                raise ValueError(f"{p} line {line}: missing value in column '{name}' ({_shown(cell)}); fill it "
+                                 "in or drop the row, or set impute=mean, median or most_frequent")
     columns = {name: [cells[j] for _, cells in rows] for j, name in enumerate(header)}
     lines = [line for line, _ in rows]
+    holes = {name: [_is_missing(c) for c in columns[name]] for name in features}
 
     numeric = []
     for name in features:
-        values = [_number(c) for c in columns[name]]
-        if all(v is not None for v in values):
-            bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+        present = [i for i, hole in enumerate(holes[name]) if not hole]
+        if not present:
+            raise ValueError(f"{p}: every cell of column '{name}' is missing; drop the column")
+        values = {i: _number(columns[name][i]) for i in present}
+        if all(v is not None for v in values.values()):
+            bad = next((i for i, v in values.items() if not math.isfinite(v)), None)
             if bad is not None:
                 raise ValueError(f"{p} line {lines[bad]}, column '{name}': {columns[name][bad]!r} is not a finite "
                                  "number")
@@ -182,7 +147,7 @@ def load(*, seed: int, path: str = "", target: str = "", task: str = "auto", val
     classification = task != "regression"
 
     # Split row numbers with the core's splitter (the same seeded, stratified splits as every dataset);
-    # the encoding is then fitted on the training rows only.
+    # the imputation and the encoding are then fitted on the training rows only.
     if n >= 2**24:
         raise ValueError(f"{p} has {n} rows; the csv dataset handles fewer than {2**24}")
     index = np.arange(n, dtype=np.float32).reshape(n, 1)
@@ -196,7 +161,9 @@ def load(*, seed: int, path: str = "", target: str = "", task: str = "auto", val
     order = {name: parts.split(name)[0][:, 0].long().numpy() for name in ("train", "val", "test")}
     train = order["train"]
 
-    categories = {name: sorted({columns[name][i] for i in train}) for name in features if name not in numeric}
+    fill = _fit_fill(p, columns, holes, features, numeric, train, impute) if impute != "none" else {}
+    categories = {name: sorted({columns[name][i] for i in train if not holes[name][i]})
+                  for name in features if name not in numeric}
     feature_names: list[str] = []
     numeric_mask: list[bool] = []
     for name in features:
@@ -213,6 +180,8 @@ def load(*, seed: int, path: str = "", target: str = "", task: str = "auto", val
         "features": feature_names,
         "classes": list(classes) if classification else None,
         "delimiter": sep,
+        "impute": impute,
+        "fill": fill,
     }
     X = _encode_columns([columns[name] for name in features], state)
     width = X.shape[1]
@@ -236,40 +205,55 @@ def load(*, seed: int, path: str = "", target: str = "", task: str = "auto", val
                   {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)}, state)
 
 
-def infer_task(cells: Sequence[str]) -> str:
-    """``task=auto``: text labels or a few distinct integers -> classification (two -> binary), else regression.
+def _fit_fill(p: Path, columns: Mapping[str, list[str]], holes: Mapping[str, list[bool]], features: list[str],
+              numeric: list[str], train: np.ndarray, impute: str) -> dict[str, float | str]:
+    """The fill value of every feature column: scikit-learn's ``SimpleImputer`` fitted on the training rows.
 
-    "A few" is at most 20 distinct values, and at most half as many as there are rows.
+    Numeric columns use ``impute`` (mean, median or most_frequent); text columns most_frequent.
     """
-    numbers = [_number(c) for c in cells]
-    if all(v is not None and math.isfinite(v) for v in numbers):
-        distinct: set = set(numbers)
-        integral = all(float(v).is_integer() for v in distinct)
-        if not (integral and len(distinct) <= min(MAX_AUTO_CLASSES, len(cells) // 2)):
-            return "regression"
-    else:
-        distinct = set(cells)
-    return "binary" if len(distinct) == 2 else "multiclass"
+    from sklearn.impute import SimpleImputer
+
+    for name in features:
+        if all(holes[name][i] for i in train):
+            raise ValueError(f"{p}: column '{name}' has no value in the training split, so impute={impute} has "
+                             "nothing to fit; drop the column or fill it in")
+    fill: dict[str, float | str] = {}
+    num = [name for name in features if name in numeric]
+    if num:
+        A = np.array([[math.nan if holes[name][i] else float(columns[name][i]) for name in num] for i in train],
+                     dtype=np.float64)
+        stats = SimpleImputer(strategy=impute).fit(A).statistics_
+        fill.update({name: float(v) for name, v in zip(num, stats)})
+    text = [name for name in features if name not in numeric]
+    if text:
+        B = np.array([[None if holes[name][i] else columns[name][i] for name in text] for i in train], dtype=object)
+        stats = SimpleImputer(strategy="most_frequent", missing_values=None).fit(B).statistics_
+        fill.update({name: str(v) for name, v in zip(text, stats)})
+    return {name: fill[name] for name in features}
 
 
-#: Where to point someone whose target does not fit the dataset's task.
-TRAIN_AS = {"regression": "the dataset csv-regression", "binary": "the dataset csv-binary",
-            "multiclass": "the dataset csv"}
+#: Where to point someone whose target does not fit the task they chose.
+TRAIN_AS = {"regression": "the dataset csv with task=regression, or csv-regression",
+            "binary": "the dataset csv with task=binary, or csv-binary",
+            "multiclass": "the dataset csv with task=multiclass"}
 
 
 def _target(p: Path, target: str, cells: list[str], lines: list[int], task: str):
     """(task, y, class names): y holds class indices for classification, floats for regression."""
-    numbers = [_number(c) for c in cells]
-    numeric = all(v is not None and math.isfinite(v) for v in numbers)
-    looks_like = infer_task(cells)
+    column = TargetColumn(target, str(p))
+    for cell, line in zip(cells, lines):
+        column.add(cell, line)
     if task == "auto":
-        task = looks_like
+        task = column.task()  # refuses a numeric target with an infinite value
+    numbers = [_number(c) for c in cells]
+    numeric = column.numeric
+    looks_like = column.task() if numeric else "multiclass"
     if task == "regression":
         if not numeric:
             bad = next(i for i, v in enumerate(numbers) if v is None or not math.isfinite(v))
             raise ValueError(f"the target column '{target}' is not numeric ({p} line {lines[bad]}: "
                              f"{cells[bad]!r}), so it cannot be a regression target; train it as classification "
-                             f"({TRAIN_AS['multiclass']}, or {TRAIN_AS['binary']} for two classes)")
+                             f"({TRAIN_AS['multiclass']}, or task=binary for two classes)")
         return task, np.asarray(numbers, dtype=np.float64).reshape(-1, 1), None
     if numeric:
         bad = next((i for i, v in enumerate(numbers) if not float(v).is_integer()), None)
@@ -308,28 +292,21 @@ def _target(p: Path, target: str, cells: list[str], lines: list[int], task: str)
     return task, y, names
 
 
-# -- the declared datasets: one task each ---------------------------------------------------
+# -- the fixed-task datasets (csv-binary, csv-regression) ------------------------------------
 
 
-def classification(*, seed: int, path: str = "", target: str = "", val_size: float = 0.2, test_size: float = 0.2,
-                   delimiter: str = ",") -> Splits:
-    """``csv``: two or more classes (text or integer labels), for a class-index loss such as cross-entropy."""
-    return load(seed=seed, path=path, target=target, task="multiclass", val_size=val_size, test_size=test_size,
-                delimiter=delimiter)
-
-
-def binary(*, seed: int, path: str = "", target: str = "", val_size: float = 0.2, test_size: float = 0.2,
-           delimiter: str = ",") -> Splits:
+def binary(*, seed: int, path: str | None = None, target: str | None = None, impute: str = "none",
+           val_size: float = 0.2, test_size: float = 0.2, delimiter: str = ",") -> Splits:
     """``csv-binary``: exactly two classes (binary metrics; trains with bce-with-logits or cross-entropy)."""
-    return load(seed=seed, path=path, target=target, task="binary", val_size=val_size, test_size=test_size,
-                delimiter=delimiter)
+    return load(seed=seed, path=path, target=target, task="binary", impute=impute, val_size=val_size,
+                test_size=test_size, delimiter=delimiter)
 
 
-def regression(*, seed: int, path: str = "", target: str = "", val_size: float = 0.2, test_size: float = 0.2,
-               delimiter: str = ",") -> Splits:
+def regression(*, seed: int, path: str | None = None, target: str | None = None, impute: str = "none",
+               val_size: float = 0.2, test_size: float = 0.2, delimiter: str = ",") -> Splits:
     """``csv-regression``: a numeric target."""
-    return load(seed=seed, path=path, target=target, task="regression", val_size=val_size, test_size=test_size,
-                delimiter=delimiter)
+    return load(seed=seed, path=path, target=target, task="regression", impute=impute, val_size=val_size,
+                test_size=test_size, delimiter=delimiter)
 
 
 def write_example(path: str | Path, n: int = 90, seed: int = 0) -> Path:
@@ -372,28 +349,37 @@ def example_regression(directory: Path) -> dict[str, Any]:
 
 
 def _encode_columns(values: Sequence[Sequence[str]], state: Mapping[str, Any]) -> np.ndarray:
-    """Cells of the feature columns (in ``state['columns']`` order) -> un-standardised features."""
+    """Cells of the feature columns (in ``state['columns']`` order) -> un-standardised features.
+
+    A missing cell takes the column's stored fill value (``state['fill']``); without one
+    (``impute=none``, or a state written before imputation existed) it is refused.
+    """
     cols = state["columns"]
     numeric = set(state["numeric"])
+    fill = state.get("fill") or {}
     n = len(values[0]) if values else 0
+
+    def filled(i: int, name: str) -> Any:
+        if name not in fill:
+            raise ValueError(f"data row {i + 1}, column '{name}': missing value (the model was trained with "
+                             f"impute={state.get('impute') or 'none'}, which refuses them)")
+        return fill[name]
+
     blocks = []
     for name, cells in zip(cols, values):
         if name in numeric:
             out = np.empty((n, 1), dtype=np.float32)
             for i, cell in enumerate(cells):
-                v = None if _is_missing(cell) else _number(cell.strip())
+                v = float(filled(i, name)) if _is_missing(cell) else _number(cell.strip())
                 if v is None or not math.isfinite(v):
-                    what = "missing value" if _is_missing(cell) else f"{cell.strip()!r} is not a number"
-                    raise ValueError(f"data row {i + 1}, column '{name}': {what}")
+                    raise ValueError(f"data row {i + 1}, column '{name}': {cell.strip()!r} is not a number")
                 out[i, 0] = v
         else:
             cats = state["categories"][name]
             index = {c: j for j, c in enumerate(cats)}
             out = np.zeros((n, len(cats)), dtype=np.float32)
             for i, cell in enumerate(cells):
-                if _is_missing(cell):
-                    raise ValueError(f"data row {i + 1}, column '{name}': missing value")
-                j = index.get(cell.strip())
+                j = index.get(str(filled(i, name)) if _is_missing(cell) else cell.strip())
                 if j is not None:  # a category not seen in training stays all zeros
                     out[i, j] = 1.0
         blocks.append(out)
@@ -404,8 +390,9 @@ def encode(rows: Sequence[Mapping[str, str]], state: Mapping[str, Any]) -> np.nd
     """Raw rows (dicts keyed by the header, string cells) -> float32 ``(N, features)``, NOT standardised.
 
     Uses the fitted ``state`` the dataset stored with the run: the trained column order,
-    which columns are numeric, and the categories of each categorical column. Extra
-    columns (such as the target) are ignored. A missing column or a bad cell raises
+    which columns are numeric, the categories of each categorical column and the fill
+    value of each column (missing cells take it; with ``impute=none`` they are refused).
+    Extra columns (such as the target) are ignored. A missing column or a bad cell raises
     ``ValueError`` with a one-line message (data rows are counted from 1, after the header).
     """
     if state.get("format") != FORMAT:

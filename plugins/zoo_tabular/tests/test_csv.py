@@ -1,20 +1,27 @@
-"""The CSV datasets: reading, task inference, one-hot encoding, standardisation, errors."""
+"""The CSV datasets: reading, task inference, imputation, one-hot encoding, standardisation, errors."""
 
 from __future__ import annotations
 
 import csv
 import json
+import statistics
+import subprocess
+import sys
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_zoo
 
 import zoo
-from zoo.errors import ZooError
+from zoo.config import resolve
+from zoo.errors import UsageError, ZooError
 from zoo.registry import get_registry
-from zoo_tabular import csvdata
+from zoo_tabular import csvdata, csvinfer
 
-DECLARED = {"csv": "multiclass", "csv-binary": "binary", "csv-regression": "regression"}
+DECLARED = {"csv": ("regression", "binary", "multiclass"), "csv-binary": ("binary",),
+            "csv-regression": ("regression",)}
 
 
 def write(path, header, rows, delimiter=","):
@@ -52,10 +59,22 @@ def all_splits(s):
 @pytest.mark.parametrize("name", sorted(DECLARED))
 def test_declared_with_an_encoder_and_an_example(name):
     spec = get_registry().get("dataset", name).spec
-    assert spec.tasks == (DECLARED[name],)
+    assert spec.tasks == DECLARED[name]
     assert spec.encode == "zoo_tabular.csvdata:encode"
-    assert spec.example is not None and spec.params["path"].default == ""
-    assert set(spec.params) == {"path", "target", "val_size", "test_size", "delimiter"}
+    assert spec.example is not None
+    for key in ("path", "target"):
+        assert spec.params[key].required and spec.params[key].default is None
+    assert spec.params["impute"].default == "none"
+    assert spec.params["impute"].choices == csvdata.IMPUTE == ("none", "mean", "median", "most_frequent")
+    fixed = {"path", "target", "impute", "val_size", "test_size", "delimiter"}
+    if name == "csv":
+        assert spec.infer_task == "zoo_tabular.csvinfer:infer"
+        assert set(spec.params) == fixed | {"task"}
+        assert spec.params["task"].default == "auto" and spec.params["task"].choices == csvinfer.TASKS
+    else:
+        assert spec.infer_task is None and set(spec.params) == fixed
+    with pytest.raises(UsageError, match=rf"dataset '{name}' needs path, target"):
+        spec.resolve_params({})
 
 
 # -- task inference -------------------------------------------------------------------
@@ -73,6 +92,7 @@ def test_declared_with_an_encoder_and_an_example(name):
 ])
 def test_infer_task(cells, task):
     assert csvdata.infer_task(cells) == task
+    assert csvdata.infer_task is csvinfer.infer_task  # one rule, in the light module
 
 
 @pytest.mark.parametrize("target, task", [("label", "multiclass"), ("y", "regression"), ("id", "regression")])
@@ -87,8 +107,10 @@ def test_binary_classes_and_class_names(tmp_path):
     rows = [r[:3] + [["no", "yes"][i % 2]] + r[4:] for i, r in enumerate(rows)]
     s = load("csv-binary", path=write(tmp_path / "b.csv", header, rows), target="label")
     assert (s.meta.task, s.meta.class_names, s.state["classes"]) == ("binary", ("no", "yes"), ["no", "yes"])
-    # the classification dataset takes the same file as two classes of a multiclass task
-    m = load("csv", path=str(tmp_path / "b.csv"), target="label")
+    # csv with task=auto makes two text labels a binary task; task=multiclass two classes of a multiclass task
+    a = load("csv", path=str(tmp_path / "b.csv"), target="label")
+    assert (a.meta.task, a.meta.num_classes, a.meta.class_names) == ("binary", 2, ("no", "yes"))
+    m = load("csv", path=str(tmp_path / "b.csv"), target="label", task="multiclass")
     assert (m.meta.task, m.meta.num_classes) == ("multiclass", 2)
     # integer labels sort by value
     rows = [r[:3] + [str([10, 9, 2][i % 3])] + r[4:] for i, r in enumerate(rows)]
@@ -213,13 +235,14 @@ def _errors(tmp_path):
     single = [r[:3] + ["single" if i == 4 else r[3]] + r[4:] for i, r in enumerate(rows)]
     pair = [r[:3] + ["pair" if i in (4, 9) else r[3]] + r[4:] for i, r in enumerate(rows)]
     return [
-        ("csv", {"path": ""}, "no CSV file given: set the dataset's path and target column"),
+        ("csv", {"path": "", "target": "label"}, "no CSV file given: set the dataset's path and target column"),
         ("csv", {"path": str(tmp_path / "nope.csv"), "target": "label"}, "CSV file .*nope.csv does not exist"),
         ("csv", {"path": ok, "target": "lable"},
          r"has no column 'lable' \(its columns: id, x, city, label, y\); did you mean 'label'\?"),
-        ("csv", {"path": ok}, "no target column given: set target=COLUMN"),
+        ("csv", {"path": ok, "target": ""}, "no target column given: set target=COLUMN"),
         ("csv", {"path": write(tmp_path / "holes.csv", header, holes), "target": "label"},
-         r"holes.csv line 5: missing value in column 'x' \(an empty cell\); fill it in or drop the row"),
+         r"holes.csv line 5: missing value in column 'x' \(an empty cell\); fill it in or drop the row, or set "
+         "impute=mean, median or most_frequent"),
         ("csv-regression", {"path": ok, "target": "label"},
          r"the target column 'label' is not numeric \(.*line 2: 'a'\), so it cannot be a regression target"),
         ("csv", {"path": write(tmp_path / "single.csv", header, single), "target": "label"},
@@ -228,9 +251,15 @@ def _errors(tmp_path):
          "class 'pair' of the target 'label' has only 2 samples; .* need at least 3 of every class"),
         ("csv", {"path": write(tmp_path / "few.csv", header, rows[:5]), "target": "label"},
          "few.csv has only 5 data rows; at least 10 are needed"),
-        ("csv", {"path": ok, "target": "y"},
+        ("csv", {"path": ok, "target": "y", "task": "multiclass"},
          r"the target column 'y' holds numbers that are not class labels .*; train it as regression"),
-        ("csv", {"path": ok, "target": "id"}, r"class '100' .* single sample .* looks like a regression target"),
+        ("csv", {"path": ok, "target": "id", "task": "binary"},
+         r"the target column 'id' has 30 classes \('100', '101', .*not the 2 of a binary task"),
+        ("csv", {"path": ok, "target": "id", "task": "multiclass"},
+         r"class '100' .* single sample .* looks like a regression target"),
+        ("csv", {"path": ok, "target": "label", "task": "regression"},
+         r"the target column 'label' is not numeric .*train it as classification \(the dataset csv with "
+         "task=multiclass"),
         ("csv-binary", {"path": ok, "target": "label"},
          r"the target column 'label' has 3 classes \('a', 'b', 'c'\), not the 2 of a binary task"),
         ("csv", {"path": write(tmp_path / "semi.csv", ["a;b;label"], [["1;2;x"]] * 12), "target": "label"},
@@ -260,3 +289,294 @@ def test_the_engine_reports_a_bad_file_as_the_dataset_failing_to_load(tmp_path):
     message = str(info.value)
     assert message == f"dataset 'csv': CSV file {tmp_path / 'nope.csv'} does not exist"
     assert "\n" not in message
+
+
+# -- task=auto: the light inference zoo train runs before loading --------------------------
+
+
+def _column(path, header, values, n_features=1):
+    """A file with ``n_features`` numeric features and the target column ``t`` holding ``values``."""
+    rows = [[f"{i * 0.5:.1f}"] * n_features + [v] for i, v in enumerate(values)]
+    return write(path, [f"f{j}" for j in range(n_features)] + [header], rows)
+
+
+@pytest.mark.parametrize("values, task, reason", [
+    (["red", "green", "blue"] * 10, "multiclass", "target 't' holds 3 text labels (blue, green, red)"),
+    (["yes", "no"] * 10, "binary", "target 't' holds 2 text labels (no, yes)"),
+    (["0", "1"] * 10, "binary", "target 't' holds 2 distinct integers (0, 1) in 20 rows; set task=regression"),
+    ([str(i % 4) for i in range(20)], "multiclass", "target 't' holds 4 distinct integers (0, 1, 2, 3) in 20 rows"),
+    ([f"{i * 1.5:.1f}" for i in range(20)], "regression", "target 't' holds 20 distinct numbers, not all integers"),
+    ([str(i) for i in range(30)], "regression",
+     "target 't' holds 30 distinct integers in 30 rows, more than the 15 that auto reads as classes; "
+     "set task=multiclass"),
+    ([f"{i}.25" for i in range(2500)], "regression", "target 't' holds more than 1000 distinct numbers"),
+])
+def test_infer_reads_the_target_column_and_says_what_it_saw(tmp_path, values, task, reason):
+    path = _column(tmp_path / "d.csv", "t", values)
+    got, why = csvinfer.infer({"path": path, "target": "t", "task": "auto", "delimiter": ","})
+    assert got == task and why.startswith(reason), why
+    assert csvinfer.infer_task(values) == task  # the same rule on a list of cells
+    assert csvdata.load(seed=0, path=path, target="t").meta.task == task  # and the loader agrees
+
+
+def test_infer_returns_an_explicit_task_without_reading_the_file(tmp_path):
+    params = {"path": str(tmp_path / "not-there.csv"), "target": "t", "delimiter": ","}
+    for task in ("regression", "binary", "multiclass"):
+        assert csvinfer.infer({**params, "task": task}) == (task, "")
+
+
+def test_infer_refuses_a_bad_file_or_target_in_one_line(tmp_path):
+    header, rows = table(n=30)
+    rows[4][3] = "NA"
+    holes = write(tmp_path / "holes.csv", header, rows)
+    ok = write(tmp_path / "ok.csv", *table(n=30))
+    inf = _column(tmp_path / "inf.csv", "t", [str(i) for i in range(11)] + ["inf"])
+    cases = [
+        ({"path": holes, "target": "label"},
+         r"holes.csv line 6: missing value in the target column 'label' \('NA'\); a target is never imputed"),
+        ({"path": ok, "target": "lable"}, r"has no column 'lable' .*; did you mean 'label'\?"),
+        ({"path": str(tmp_path / "nope.csv"), "target": "label"}, "CSV file .*nope.csv does not exist"),
+        ({"path": ok, "target": "label", "delimiter": ";"}, r"\(is the delimiter ','\? set delimiter=,\)"),
+        ({"path": inf, "target": "t"}, r"inf.csv line 13: the target 't' holds 'inf', which is not a finite number"),
+        ({"path": write(tmp_path / "few.csv", header, rows[:3]), "target": "label"}, "has only 3 data rows"),
+    ]
+    for params, pattern in cases:
+        with pytest.raises(ValueError, match=pattern) as info:
+            csvinfer.infer({"task": "auto", "delimiter": ",", **params})
+        assert "\n" not in str(info.value)
+    # resolving a config turns it into a usage error naming the dataset, before any data is loaded
+    with pytest.raises(UsageError, match=r"^dataset 'csv': .*holes.csv line 6: missing value in the target"):
+        resolve(dataset="csv", model="mlp", sets={"path": holes, "target": "label"})
+
+
+def test_infer_is_light_it_imports_neither_torch_nor_numpy(tmp_path):
+    path = _column(tmp_path / "d.csv", "t", ["a", "b"] * 6)
+    code = ("import sys; from zoo_tabular.csvinfer import infer; "
+            f"print(infer({{'path': {path!r}, 'target': 't', 'task': 'auto', 'delimiter': ','}})[0]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'sklearn')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["binary", "[]"]
+
+
+def test_resolve_notes_the_inferred_task_and_its_default_loss(tmp_path):
+    path = str(csvdata.write_example(tmp_path / "e.csv"))
+    expected = {"grade": ("multiclass", "cross-entropy", "3 text labels (a, b, c)"),
+                "passed": ("binary", "cross-entropy", "2 text labels (no, yes)"),
+                "price": ("regression", "mse", "distinct numbers, not all integers")}
+    for target, (task, loss, seen) in expected.items():
+        notes = []
+        cfg = resolve(dataset="csv", model="mlp", sets={"path": path, "target": target}, note=notes.append)
+        assert (cfg["task"], cfg["loss"], cfg["dataset_params"]["task"]) == (task, loss, "auto")
+        assert notes[0].startswith(f"dataset 'csv': {task} task (target '{target}' holds ") and seen in notes[0]
+        assert notes[1].startswith(f"no --loss given: using '{loss}', the default loss for a {task} task")
+    # an explicit task is taken as given (no note) and checked when the data loads
+    notes = []
+    cfg = resolve(dataset="csv", model="mlp", loss="cross-entropy",
+                  sets={"path": path, "target": "passed", "task": "multiclass"}, note=notes.append)
+    assert cfg["task"] == "multiclass" and notes == []
+    with pytest.raises(ZooError, match="the target column 'price' holds numbers that are not class labels"):
+        zoo.train(dataset="csv", model="mlp", params={"path": path, "target": "price", "task": "multiclass"},
+                  epochs=1, quiet=True, out=tmp_path / "run")
+
+
+# -- missing values: impute=none|mean|median|most_frequent ------------------------------------
+
+
+HOLEY = ["id", "x", "rooms", "city", "label", "y"]
+
+
+def holey(n=60, seed=0):
+    """Rows with a unique ``id`` (never missing), a numeric ``x`` and an integer ``rooms`` and a text ``city``
+    with missing cells (every missing marker), and targets ``label`` (a/b/c) and ``y``."""
+    rng = np.random.default_rng(seed)
+    markers = ["", "NA", "?", "nan", "null", "N/A"]
+    rows = []
+    for i in range(n):
+        x = f"{rng.normal(5.0, 2.0):.4f}" if i % 7 != 3 else markers[i % 6]
+        rooms = str(1 + int(rng.integers(0, 4))) if i % 5 != 1 else markers[(i + 1) % 6]
+        city = ["north", "north", "south", "east"][i % 4] if i % 6 != 2 else markers[(i + 2) % 6]
+        rows.append([str(100 + i), x, rooms, city, "abc"[i % 3], f"{rng.normal():.4f}"])
+    return HOLEY, rows
+
+
+def _ids(s, part):
+    X = s.split(part)[0]
+    return torch.round(X[:, 0].double() * float(s.preprocess["std"][0]) + float(s.preprocess["mean"][0])).long()
+
+
+def _hand_fill(rows, ids, impute):
+    """The fill value of x, rooms and city computed by hand from the rows with these ids."""
+    by_id = {int(r[0]): r for r in rows}
+    picked = [by_id[i] for i in ids]
+    out = {}
+    for j, name in ((1, "x"), (2, "rooms"), (3, "city")):
+        values = [r[j] for r in picked if not csvinfer.is_missing(r[j])]
+        if name != "city":
+            values = [float(v) for v in values]
+        if name == "city" or impute == "most_frequent":
+            counts = Counter(values)
+            top = max(counts.values())
+            out[name] = min(v for v, c in counts.items() if c == top)  # the smallest on a tie
+        else:
+            out[name] = statistics.fmean(values) if impute == "mean" else statistics.median(values)
+    return out
+
+
+@pytest.mark.parametrize("impute", ["mean", "median", "most_frequent"])
+def test_fill_values_are_fitted_on_the_training_rows_only(tmp_path, impute):
+    header, rows = holey()
+    path = write(tmp_path / "h.csv", header, rows)
+    whole = _hand_fill(rows, [int(r[0]) for r in rows], impute)
+    differs = False
+    for seed in range(3):
+        s = load(path=path, target="label", impute=impute, seed=seed)
+        st = s.state
+        assert st["impute"] == impute and list(st["fill"]) == ["id", "x", "rooms", "city", "y"]
+        assert st["numeric"] == ["id", "x", "rooms", "y"] and json.loads(json.dumps(st)) == st
+        train_ids = _ids(s, "train").tolist()
+        hand = _hand_fill(rows, train_ids, impute)
+        for name in ("x", "rooms"):
+            assert st["fill"][name] == pytest.approx(hand[name], rel=1e-12, abs=1e-12), name
+        assert st["fill"]["city"] == hand["city"]
+        differs |= st["fill"]["x"] != pytest.approx(whole["x"], rel=1e-9)
+        # every split's missing cells hold the training fill value; standardisation comes after imputation
+        mean, std = s.preprocess["mean"].double(), s.preprocess["std"].double()
+        by_id = {int(r[0]): r for r in rows}
+        cats = st["categories"]["city"]
+        for part in ("train", "val", "test"):
+            X = s.split(part)[0].double()
+            raw = X * std + mean
+            for row_id, xs in zip(_ids(s, part).tolist(), raw):
+                r = by_id[row_id]
+                x = st["fill"]["x"] if csvinfer.is_missing(r[1]) else float(r[1])
+                rooms = st["fill"]["rooms"] if csvinfer.is_missing(r[2]) else float(r[2])
+                city = st["fill"]["city"] if csvinfer.is_missing(r[3]) else r[3]
+                assert float(xs[1]) == pytest.approx(x, abs=1e-4) and float(xs[2]) == pytest.approx(rooms, abs=1e-4)
+                assert cats[int(torch.argmax(xs[3:3 + len(cats)]))] == city
+        train_x = [st["fill"]["x"] if csvinfer.is_missing(by_id[i][1]) else float(by_id[i][1]) for i in train_ids]
+        assert float(mean[1]) == pytest.approx(np.mean(np.float32(train_x)), rel=1e-5)
+    if impute != "most_frequent":
+        assert differs  # a fit on the whole file would have been caught
+
+
+def test_a_text_column_takes_its_most_frequent_training_value_under_mean_and_median(tmp_path):
+    header, rows = holey()
+    path = write(tmp_path / "h.csv", header, rows)
+    a, b, c = (load(path=path, target="label", impute=i, seed=1).state["fill"] for i in ("mean", "median",
+                                                                                          "most_frequent"))
+    assert a["city"] == b["city"] == c["city"] == "north"  # half the rows are north
+
+
+def test_a_missing_target_is_never_imputed(tmp_path):
+    header, rows = holey()
+    rows[9][4] = ""
+    path = write(tmp_path / "t.csv", header, rows)
+    for impute in csvdata.IMPUTE:
+        with pytest.raises(ValueError, match=r"t.csv line 11: missing value in the target column 'label' "
+                                             r"\(an empty cell\); a target is never imputed: fill it in or drop"):
+            load(path=path, target="label", impute=impute)
+
+
+def test_a_column_without_values_to_fit_is_refused(tmp_path):
+    header, rows = holey()
+    empty = [r[:2] + ["NA"] + r[3:] for r in rows]
+    with pytest.raises(ValueError, match="every cell of column 'rooms' is missing; drop the column"):
+        load(path=write(tmp_path / "e.csv", header, empty), target="label", impute="mean")
+
+
+@pytest.mark.parametrize("impute", ["none", "mean", "median", "most_frequent"])
+def test_training_and_zoo_predict_use_the_stored_fill_values(tmp_path, impute):
+    header, rows = holey()
+    if impute == "none":  # the default trains on complete rows and refuses holes in new ones
+        rows = [[c if not csvinfer.is_missing(c) else "3" for c in r] for r in rows]
+    path = write(tmp_path / "h.csv", header, rows)
+    params = {"path": path, "target": "label"} | ({} if impute == "none" else {"impute": impute})
+    run = zoo.train(dataset="csv", model="mlp", loss="cross-entropy", params=params, epochs=1, quiet=True,
+                    out=tmp_path / "run")
+    state = json.loads((run.dir / "preprocess.json").read_text())
+    assert state["impute"] == impute
+    new = [["1", "", "2", "south", "", "0"], ["2", "4.5", "NA", "?", "", "0"], ["3", "n/a", "null", "", "", "0"]]
+    if impute == "none":
+        assert state["fill"] == {}
+        with pytest.raises(ValueError, match=r"data row 1, column 'x': missing value \(the model was trained with "
+                                             "impute=none"):
+            csvdata.encode([dict(zip(header, r)) for r in new], state)
+        out = run_zoo("predict", str(run.dir), "--input", write(tmp_path / "new.csv", header, new), cwd=tmp_path)
+        assert out.returncode != 0 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines() == [f"error: {tmp_path / 'new.csv'}: data row 1, column 'x': missing "
+                                                   "value (the model was trained with impute=none, which refuses them)"]
+        return
+    fill = state["fill"]
+    assert fill == load(path=path, target="label", impute=impute).state["fill"]  # the run's seed is 0
+    filled = [[repr(fill[name]) if isinstance(fill.get(name), float) and csvinfer.is_missing(c) else
+               fill[name] if name in fill and csvinfer.is_missing(c) else c for name, c in zip(header, r)]
+              for r in new]
+    assert filled[0][1] == repr(fill["x"]) and filled[2][3] == fill["city"] and filled[0][4] == ""
+    both = [dict(zip(header, r)) for r in new + filled]
+    enc = csvdata.encode(both, state)
+    assert enc[:3].tolist() == enc[3:].tolist()
+    if impute != "median":
+        return
+    # the real command on rows with holes and the same rows filled in by hand: the same predictions
+    out = run_zoo("predict", str(run.dir), "--input", write(tmp_path / "new.csv", header, new + filled),
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "label,prob_a,prob_b,prob_c" and len(lines) == 7
+    got = [line.split(",") for line in lines[1:]]
+    assert [r[0] for r in got[:3]] == [r[0] for r in got[3:]]
+    np.testing.assert_allclose(np.array([r[1:] for r in got[:3]], dtype=float),
+                               np.array([r[1:] for r in got[3:]], dtype=float), atol=1e-6)
+
+
+# -- through the real command ---------------------------------------------------------------
+
+
+def test_cli_refuses_a_missing_value_by_default_with_its_line_and_column(tmp_path):
+    header, rows = holey()
+    path = write(tmp_path / "h.csv", header, rows)
+    out = run_zoo("train", "--dataset", "csv", "--model", "mlp", "--loss", "cross-entropy", "--set", f"path={path}",
+                  "--set", "target=label", "--epochs", "1", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: dataset 'csv': {path} line 3: missing value in column 'rooms' ('?'); fill it in or "
+                      "drop the row, or set impute=mean, median or most_frequent"], out.stderr
+    assert out.stderr.strip().splitlines()[-1] == errors[0]
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def _auto_files(tmp_path):
+    header, rows = table(n=40)
+    binary = [r[:3] + [["no", "yes"][i % 2]] + r[4:] for i, r in enumerate(rows)]
+    return {
+        "multiclass": (write(tmp_path / "m.csv", header, rows), "label", "cross-entropy",
+                       "target 'label' holds 3 text labels (a, b, c)"),
+        "binary": (write(tmp_path / "b.csv", header, binary), "label", "cross-entropy",
+                   "target 'label' holds 2 text labels (no, yes)"),
+        "regression": (write(tmp_path / "r.csv", header, rows), "y", "mse",
+                       "target 'y' holds 40 distinct numbers, not all integers"),
+    }
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary", "regression"])
+def test_cli_task_auto_trains_the_inferred_task_with_its_default_loss_and_says_so(tmp_path, task):
+    path, target, loss, reason = _auto_files(tmp_path)[task]
+    out = run_zoo("train", "--dataset", "csv", "--model", "mlp", "--set", f"path={path}", "--set",
+                  f"target={target}", "--epochs", "1", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    # the choices zoo train made are printed as notes on stderr
+    assert f"dataset 'csv': {task} task ({reason})" in out.stderr
+    assert f"no --loss given: using '{loss}', the default loss for a {task} task" in out.stderr
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    loss_name, dataset_params = _component(cfg, "loss")[0], _component(cfg, "dataset")[1]
+    assert (cfg["task"], cfg["meta"]["task"], loss_name, dataset_params["task"]) == (task, task, loss, "auto")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert ("roc_auc" in json.dumps(metrics)) == (task == "binary")  # binary metrics for two text labels
+
+
+def _component(cfg, comp):
+    """(name, params) of a component in a run's config.json (nested tables, or the older flat keys)."""
+    value = cfg[comp]
+    return (value["name"], value) if isinstance(value, dict) else (value, cfg[f"{comp}_params"])
+
