@@ -370,8 +370,8 @@ def sklearn_params(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_sklearn(cfg: dict[str, Any]) -> Result:
     """scikit-learn on the engine's splits (standardised features); regression targets standardised too.
 
-    scikit-learn's MLPRegressor fits raw targets; the engine's ``TargetScale`` makes its
-    network learn standardised ones. To give scikit-learn the same problem, its targets
+    scikit-learn's MLPRegressor fits raw targets; the engine's network learns standardised
+    ones (its loss is computed on them, see ``zoo.engine.training_targets``). To give scikit-learn the same problem, its targets
     are standardised with the training split's mean and std (as the engine's) and its
     predictions mapped back to the data's units before the test MSE.
     """
