@@ -317,7 +317,7 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_de
 @click.argument("recipe", required=False)
 @click.option("--dataset", "-d", help="Dataset name (overrides the recipe's).")
 @click.option("--model", "-m", help="Model name (overrides the recipe's).")
-@click.option("--loss", "-l", help="Loss name (overrides the recipe's).")
+@click.option("--loss", "-l", help="Loss name (overrides the recipe's; default: the dataset task's default loss).")
 @click.option("--epochs", type=int, help="Total passes over the training split.")
 @click.option("--batch-size", type=int, help="Samples per optimizer step.")
 @click.option("--lr", type=float, help="Learning rate.")
@@ -329,7 +329,8 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_de
 @click.option("--seed", type=int, help="Seed for splits, initialisation and shuffling.")
 @click.option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="A hyperparameter or setting, e.g. model.hidden=64,64, dropout=0.1, clip_grad=1 (repeatable).")
+              help="A hyperparameter or setting, e.g. model.hidden=64,64, dropout=0.1, clip_grad=1 (repeatable; "
+                   "'zoo info train' lists every training setting).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML, YAML or JSON file: [dataset], [model], [loss], [train] tables with the keys --set takes "
                    "(a run's config.json repeats the run).")
