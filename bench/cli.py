@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--repeats N] [--epochs N] [--only NAME] [--out DIR] [--strict]``."""
+"""``python -m bench [--quick] [--repeats N] [--epochs N] [--only NAME] [--out DIR] [--strict]``;
+``python -m bench quality ...`` and ``python -m bench tune ...`` are their own commands."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="zoo's benchmark suite: the engine vs a tight loop, the DataLoader loop and scikit-learn, "
                     "start-up, the reload check and peak memory, each as a ratio with both sides' test scores.",
         epilog="python -m bench quality [--recipes a,b] [--seeds N] [--quick]: every recipe's test score "
-               "against scikit-learn peers (see bench/quality.py).",
+               "against scikit-learn peers (see bench/quality.py). python -m bench tune RECIPE --grid KEY=V1,V2 "
+               "[--grid ...] [--seeds N]: rank a recipe's settings by mean validation score (see bench/tune.py).",
     )
     p.add_argument("--quick", action="store_true",
                    help="few epochs and repeats: a smoke run (well under a minute), not figures to quote")
@@ -58,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import quality
 
         return quality.main(argv[1:])
+    if argv[:1] == ["tune"]:  # choosing a recipe's settings on validation scores
+        from . import tune
+
+        return tune.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         only = parse_only(args.only)

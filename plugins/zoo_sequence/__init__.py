@@ -139,12 +139,14 @@ def zoo_recipes():
         ),
         RecipeSpec(
             name="waveforms-rnn",
-            summary="The four waveform shapes with a 1x128 Elman RNN: the baseline gated cells beat (seed-sensitive).",
+            summary="The four waveform shapes with a 1x64 Elman RNN: the baseline gated cells beat.",
             dataset="waveforms",
             model="rnn",
             loss="cross-entropy",
-            model_params={"hidden": 128},
-            train={"epochs": 30, "batch_size": 32, "lr": 0.001, **_TRAIN},
+            # hidden 64 and lr 0.002 chosen on validation accuracy over seeds 0-9 (python -m bench tune): 1x128 at
+            # lr 0.001 did not learn on 2 of 10 seeds (min 0.33); 1x64 at lr 0.002 never fell below 0.82
+            model_params={"hidden": 64},
+            train={"epochs": 30, "batch_size": 32, "lr": 0.002, **_TRAIN},
         ),
         RecipeSpec(
             name="waveforms-cnn1d",
@@ -164,6 +166,8 @@ def zoo_recipes():
             model="gru",
             loss="mse",
             model_params={"hidden": 64},
-            train={"epochs": 15, "batch_size": 64, "lr": 0.005, **_TRAIN},
+            # lr and epochs chosen on mean validation R² over seeds 0-4 (python -m bench tune; was
+            # lr 0.005 for 15 epochs, still improving at the last epoch)
+            train={"epochs": 25, "batch_size": 64, "lr": 0.01, **_TRAIN},
         ),
     ]
