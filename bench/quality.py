@@ -11,8 +11,8 @@ statistics), fits scikit-learn peers and scores them on the same test split:
   ``KNeighborsClassifier`` (5 neighbours, scikit-learn's default);
 - regression: ``SVR``, ``Ridge``, ``MLPRegressor``, ``HistGradientBoostingRegressor``,
   ``KNeighborsRegressor`` (15 neighbours, as the project's reference), each on
-  standardised targets mapped back (``TransformedTargetRegressor``), as the zoo's
-  ``TargetScale`` does;
+  standardised targets mapped back (``TransformedTargetRegressor``), as the zoo's loss
+  is computed on standardised targets;
 - reconstruction: ``PCA`` with as many components as the recipe's code, reconstructing,
   and the training mean.
 

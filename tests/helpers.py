@@ -17,6 +17,7 @@ from pathlib import Path
 
 def run_zoo(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
+    full_env["ZOO_DEBUG"] = "1"  # an unexpected error shows its traceback, so that tests fail on it
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "zoo", *args], cwd=cwd, env=full_env, capture_output=True, text=True,

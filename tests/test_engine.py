@@ -30,6 +30,11 @@ def _same_weights(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def _checkpoint(run_dir: Path) -> Path:
+    """The current checkpoint generation of a run (the directory checkpoint.json names)."""
+    return run_dir / "checkpoints" / json.loads((run_dir / "checkpoint.json").read_text())["generation"]
+
+
 def _history(run_dir: Path) -> list[list[str]]:
     rows = [line.split(",") for line in (run_dir / "history.csv").read_text().splitlines()]
     t = rows[0].index("time")
@@ -46,7 +51,7 @@ def test_early_stopping_keeps_the_best_epoch_and_the_last(tmp_path):
     status = json.loads((run.dir / "run.json").read_text())
     assert status["status"] == "stopped early" and status["best_epoch"] == best
     assert json.loads((run.dir / "metrics.json").read_text())["best_epoch"] == best
-    saved, last = load_file(str(run.dir / "model.safetensors")), load_file(str(run.dir / "last.safetensors"))
+    saved, last = load_file(str(run.dir / "model.safetensors")), load_file(str(_checkpoint(run.dir) / "last.safetensors"))
     assert any(not torch.equal(saved[k], last[k]) for k in saved)  # best != last
     model = zoo.load(run.dir)
     assert zoo.evaluate(run.dir, split="val")["loss"] == pytest.approx(losses[best - 1], rel=1e-6)
@@ -158,10 +163,10 @@ def test_a_non_finite_loss_stops_at_once_names_the_loss_and_keeps_the_last_good_
     msg = str(err.value)
     assert "loss 'flaky' from plugin 'flaky' returned nan in epoch 2, batch 2 on finite model outputs" in msg
     assert "last good checkpoint (epoch 1)" in msg and "learning rate" not in msg
-    state = json.loads((tmp_path / "r" / "trainer.json").read_text())
+    state = json.loads((_checkpoint(tmp_path / "r") / "trainer.json").read_text())
     assert state["epoch"] == 1
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "failed"
-    last = load_file(str(tmp_path / "r" / "last.safetensors"))
+    last = load_file(str(_checkpoint(tmp_path / "r") / "last.safetensors"))
     assert all(torch.isfinite(v).all() for v in last.values())
 
 
@@ -172,7 +177,7 @@ def test_resume_after_three_epochs_equals_six_in_one_go(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert "epochs 4-6" in resumed.stderr
     assert run_zoo(*common, "--epochs", "6", "--out", "b", cwd=tmp_path).returncode == 0
-    assert _same_weights(tmp_path / "a" / "last.safetensors", tmp_path / "b" / "last.safetensors")
+    assert _same_weights(_checkpoint(tmp_path / "a") / "last.safetensors", _checkpoint(tmp_path / "b") / "last.safetensors")
     assert _same_weights(tmp_path / "a" / "model.safetensors", tmp_path / "b" / "model.safetensors")
     assert _history(tmp_path / "a") == _history(tmp_path / "b")
     assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["epochs"] == 6
@@ -207,12 +212,12 @@ def test_a_signal_ends_the_epoch_cleanly_and_the_run_resumes_exactly(tmp_path, s
     name = signal.Signals(sig).name
     assert f"error: {name} received: stopped cleanly after epoch" in err and "zoo train --resume a" in err
     status = json.loads((tmp_path / "a" / "run.json").read_text())
-    stopped = json.loads((tmp_path / "a" / "trainer.json").read_text())["epoch"]
+    stopped = json.loads((_checkpoint(tmp_path / "a") / "trainer.json").read_text())["epoch"]
     assert status["status"] == "interrupted" and status["epochs"] == stopped and 2 <= stopped < 40
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]
     assert run_zoo("train", "--resume", "a", "-q", cwd=tmp_path).returncode == 0
     assert subprocess.run([*args, "--out", "b", "-q"], cwd=tmp_path, env=env, capture_output=True).returncode == 0
-    assert _same_weights(tmp_path / "a" / "last.safetensors", tmp_path / "b" / "last.safetensors")
+    assert _same_weights(_checkpoint(tmp_path / "a") / "last.safetensors", _checkpoint(tmp_path / "b") / "last.safetensors")
     assert _history(tmp_path / "a") == _history(tmp_path / "b")
     assert json.loads((tmp_path / "a" / "run.json").read_text())["status"] == "finished"
 

@@ -64,7 +64,14 @@ def root(tmp_path_factory):
 
 
 def test_lists_every_status_newest_first_and_skips_non_runs(root):
-    rows = list_runs(root)
+    from zoo.locks import RunLock
+
+    lock = RunLock(root / "running").acquire()  # a live process trains there
+    try:
+        rows = list_runs(root)
+    finally:
+        lock.release()
+    assert {r["name"]: r["status"] for r in list_runs(root)}["running"] == "dead"  # its process has gone
     by_name = {r["name"]: r for r in rows}
     assert set(by_name) == {"reg-finished", "failed", "interrupted", "stopped", "running", "broken"}
     assert {n: r["status"] for n, r in by_name.items()} == {

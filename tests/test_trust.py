@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import stat
 import tomllib
 
@@ -241,8 +242,10 @@ def test_run_files_get_the_mode_the_umask_gives(tmp_path):
         run = zoo.train("blobs-mlp", epochs=1, quiet=True, out=tmp_path / "r")
     finally:
         os.umask(old)
-    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run.dir.iterdir()}
-    assert modes and all(m == 0o644 for m in modes.values()), modes
+    files = {str(p.relative_to(run.dir)): stat.S_IMODE(p.stat().st_mode) for p in run.dir.rglob("*") if p.is_file()}
+    dirs = {str(p.relative_to(run.dir)): stat.S_IMODE(p.stat().st_mode) for p in run.dir.rglob("*") if p.is_dir()}
+    assert len(files) >= 10 and all(m == 0o644 for m in files.values()), files  # the checkpoint's files too
+    assert dirs and all(m == 0o755 for m in dirs.values()), dirs
 
 
 # -- 7. a recipe's components resolve in its own plugin first ---------------------------------------
@@ -508,6 +511,8 @@ def test_weights_saved_by_zoo_0_1_load_into_the_raw_input_model(tmp_path):
     checkpoint.save_weights(old, run.dir / "model.safetensors", {"format": "zoo-weights/1"})
     checkpoint.save_weights({"mean": m.input_mean, "std": m.input_std}, run.dir / "preprocess.safetensors")
     np.testing.assert_array_equal(zoo.predict(run.dir, x).values, expected)
-    with pytest.raises(ZooError, match="older weights format"):
-        checkpoint.save_weights(old, run.dir / "last.safetensors", {"format": "zoo-weights/1", "epoch": "1"})
+    for name in ("checkpoint.json", "checkpoints"):  # a zoo 0.1 run has its checkpoint files at the top level
+        shutil.rmtree(run.dir / name) if (run.dir / name).is_dir() else (run.dir / name).unlink()
+    (run.dir / "trainer.json").write_text("{}")
+    with pytest.raises(ZooError, match="holds a checkpoint in the layout of zoo 0.1, which this zoo cannot resume"):
         zoo.engine.resume(run.dir, epochs=2)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import sys
+import traceback
+from pathlib import Path
 
 import click
 
@@ -20,18 +23,42 @@ KIND_ARGS = {"datasets": "dataset", "models": "model", "losses": "loss", "recipe
 KIND_ARGS.update({v: v for v in list(KIND_ARGS.values())})
 
 
+DEBUG_ENV = "ZOO_DEBUG"
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ZooGroup(click.Group):
-    """Turns ZooError into one line on stderr and a non-zero exit, never a traceback."""
+    """Turns ZooError into one line on stderr and a non-zero exit, never a traceback.
+
+    It is also the last line of defence: any other exception (a bug in zoo or in a plugin)
+    is one line too, with the way to get its traceback (``ZOO_DEBUG=1``, which the test
+    suite sets, so that such bugs still fail tests with their traceback).
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ZooError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+                raise
+            where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+            at = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
+            click.echo(f"error: unexpected {type(exc).__name__}: {_one_line(exc, 500)}{at}; this is a bug in zoo or "
+                       f"in a plugin: run again with {DEBUG_ENV}=1 for the traceback, and please report it",
+                       err=True)
+            sys.exit(1)
 
     def resolve_command(self, ctx, args):
         name = args[0] if args else None

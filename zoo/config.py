@@ -19,20 +19,27 @@ training setting as a top-level key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 from .errors import UsageError, did_you_mean
 from .registry import Entry, Registry, get_registry
-from .spec import Param
+from .spec import TARGETS, TASKS, Param, shown
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 
+#: Upper bounds of the settings where a huge value costs time, memory or processes (a run's
+#: files may be edited by anyone): far above any real run, low enough to refuse a typo early.
+MAX_EPOCHS = 1_000_000
+MAX_BATCH = 100_000_000
+MAX_THREADS = 1024
+MAX_SECONDS = 1e9
+
 #: Training settings, validated like component hyperparameters. The CLI has a flag for
 #: the common ones; every one can be set with ``--set train.KEY=VALUE`` or in a config file.
 TRAIN_PARAMS: dict[str, Param] = {
-    "epochs": Param("int", 20, "total passes over the training split", min=1),
-    "batch_size": Param("int", 32, "samples per optimizer step", min=1),
+    "epochs": Param("int", 20, "total passes over the training split", min=1, max=MAX_EPOCHS),
+    "batch_size": Param("int", 32, "samples per optimizer step", min=1, max=MAX_BATCH),
     "lr": Param("float", 1e-3, "learning rate", min=0.0, min_exclusive=True),
     "optimizer": Param("str", "adam", "optimizer", choices=OPTIMIZERS),
     "momentum": Param("float", 0.0, "momentum (sgd, rmsprop)", min=0.0, max=1.0, max_exclusive=True),
@@ -41,28 +48,33 @@ TRAIN_PARAMS: dict[str, Param] = {
     "l1": Param("float", 0.0, "L1 penalty on the weights, added to the loss", min=0.0),
     "clip_grad": Param("float", 0.0, "clip the gradient norm to this value (0: off)", min=0.0),
     "schedule": Param("str", "none", "learning-rate schedule", choices=SCHEDULES),
-    "step_size": Param("int", 10, "step schedule: epochs between learning-rate drops", min=1),
+    "step_size": Param("int", 10, "step schedule: epochs between learning-rate drops", min=1,
+                       max=MAX_EPOCHS),
     "gamma": Param("float", 0.1, "step and plateau schedules: factor of each drop", min=0.0, max=1.0,
                    min_exclusive=True),
-    "plateau_patience": Param("int", 5, "plateau schedule: epochs without improvement before a drop", min=1),
-    "warmup_epochs": Param("float", 0.0, "linear learning-rate warm-up over this many epochs", min=0.0),
+    "plateau_patience": Param("int", 5, "plateau schedule: epochs without improvement before a drop", min=1,
+                              max=MAX_EPOCHS),
+    "warmup_epochs": Param("float", 0.0, "linear learning-rate warm-up over this many epochs", min=0.0,
+                           max=MAX_EPOCHS),
     "monitor": Param("str", "val_loss", "validation figure for early stopping, best weights and plateau: "
                      "val_loss or val_<metric>"),
-    "patience": Param("int", 0, "early stopping: epochs without improvement before stopping (0: off)", min=0),
+    "patience": Param("int", 0, "early stopping: epochs without improvement before stopping (0: off)", min=0,
+                      max=MAX_EPOCHS),
     "min_delta": Param("float", 0.0, "the smallest change of the monitored figure that counts as an "
                        "improvement (early stopping, best weights)", min=0.0),
     "scale_targets": Param("bool", True, "regression: the loss is computed on standardised targets (metrics and "
                            "predictions stay in the data's units)"),
     "threads": Param("int", 0, "CPU threads for training (0: auto, one thread for small models, where more "
-                     "threads only add synchronisation)", min=0),
+                     "threads only add synchronisation)", min=0, max=MAX_THREADS),
     "checkpoint_every": Param("float", 30.0, "seconds between resumable checkpoints (0: every epoch); one is "
-                              "always written at the end and on interruption", min=0.0),
+                              "always written at the end and on interruption", min=0.0,
+                              max=MAX_SECONDS),
     "precision": Param("str", "32", "32 (float32) or bf16 (bfloat16 autocast for forward passes; weights stay "
                        "float32)", choices=("32", "bf16")),
     "compile": Param("bool", False, "torch.compile the model for training (pays a compile time up front)"),
     "compile_backend": Param("str", "inductor", "torch.compile backend (inductor; eager checks the wiring only)"),
     "workers": Param("int", -1, "DataLoader workers for datasets that are not in-memory tensors (-1: auto)",
-                     min=-1),
+                     min=-1, max=MAX_THREADS),
     "seed": Param("int", 0, "seed for data splits, initialisation and shuffling", min=0, max=2**32 - 1),
     "device": Param("str", "auto", "auto, cpu, cuda or cuda:N"),
 }
@@ -387,3 +399,146 @@ def entries_for(cfg: Mapping[str, Any], registry: Registry | None = None) -> Com
 def run_task(cfg: Mapping[str, Any]) -> str:
     """The task of a resolved config (older configs record it only in ``meta``)."""
     return cfg.get("task") or cfg["meta"]["task"]
+
+
+# -- a run's config, read back -------------------------------------------------------------
+
+#: The most values one sample may declare (``meta.input_shape``): far above any real input, and
+#: the most a tensor dimension indexes cheaply. The weights file is checked before anything this
+#: large is built (see :func:`zoo.engine.load_run_model`).
+MAX_SAMPLE_VALUES = 2**31 - 1
+MAX_INPUT_RANK = 8
+
+
+def check_run_config(cfg: dict[str, Any], where: str, registry: Registry | None = None) -> dict[str, Any]:
+    """Check a run's flat config read back from its ``config.json`` as ``zoo train`` checks what it is given.
+
+    The file may have been edited by anyone, so nothing in it is trusted: component names must be
+    installed components, their hyperparameters pass their declared :class:`~zoo.spec.Param` checks,
+    every training setting passes its ``TRAIN_PARAMS`` check (a missing one takes its default, as
+    older runs lack newer settings), and the data metadata (``meta``), ``target`` and
+    ``out_features`` are well formed and agree with each other and with the components. Returns the
+    config with values coerced; a problem is a UsageError naming ``where`` (the file) and the key.
+    """
+    def fail(message: str) -> NoReturn:
+        raise UsageError(f"{where}: {message}")
+
+    def checked(fn: Callable[[], Any], prefix: str = "") -> Any:
+        try:
+            return fn()
+        except UsageError as exc:
+            raise UsageError(f"{where}: {prefix}{exc}") from None
+
+    cfg = dict(cfg)
+    for comp in COMPONENTS:
+        name, plugin = cfg.get(comp), cfg.get(f"{comp}_plugin")
+        if not isinstance(name, str) or not name.strip():
+            fail(f"'{comp}' must name a {comp}, not {shown(name)}")
+        if plugin is not None and not isinstance(plugin, str):
+            fail(f"{comp}.plugin must name a plugin, not {shown(plugin)}")
+        if not isinstance(cfg.get(f"{comp}_params") or {}, Mapping):
+            fail(f"the {comp} hyperparameters must be a table, not {shown(cfg.get(f'{comp}_params'))}")
+    if cfg.get("recipe") is not None and not isinstance(cfg["recipe"], str):
+        fail(f"'recipe' must be a name, not {shown(cfg['recipe'])}")
+    combo = checked(lambda: entries_for(cfg, registry))
+
+    # component hyperparameters, each through its declared Param (as resolve() does)
+    for comp in COMPONENTS:
+        spec = getattr(combo, comp).spec
+        given = dict(cfg.get(f"{comp}_params") or {})
+        params = {k: p.default for k, p in spec.params.items()}
+        for key, value in given.items():
+            if key not in spec.params:
+                known = ", ".join(sorted(spec.params)) or "none"
+                fail(f"{comp} '{spec.name}' has no parameter {shown(key)}"
+                     f"{did_you_mean(str(key), spec.params) if len(str(key)) <= 80 else ''} (its parameters: {known})")
+            params[key] = checked(lambda: spec.params[key].check(f"{comp}.{key}", value))
+        missing = [k for k, p in spec.params.items() if p.required and params[k] is None]
+        if missing:
+            fail(f"{comp} '{spec.name}' needs {', '.join(f'{comp}.{k}' for k in missing)}, which the file lacks")
+        cfg[f"{comp}_params"] = _jsonable(params)
+
+    # training settings
+    for key, p in TRAIN_PARAMS.items():
+        cfg[key] = checked(lambda: p.check(f"train.{key}", cfg[key])) if key in cfg else p.default
+
+    # the data metadata the model is built from
+    meta = _check_meta(cfg.get("meta"), fail)
+    task = meta["task"]
+    cfg["meta"] = meta
+    if cfg.get("task") is not None and cfg["task"] != task:
+        fail(f"task={shown(cfg['task'])} disagrees with meta.task={task!r}")
+    cfg["task"] = task
+    if task not in combo.dataset.spec.tasks:
+        fail(f"meta.task={task!r} is not a task of dataset '{combo.dataset.name}' "
+             f"({', '.join(combo.dataset.spec.tasks)})")
+    checked(lambda: check_combination(combo.dataset, combo.model, combo.loss, registry, task))
+    target = cfg.get("target")
+    if target not in TARGETS:
+        fail(f"target={shown(target)} must be one of {', '.join(TARGETS)}")
+    if target != combo.loss.spec.target:
+        fail(f"target={target!r} is not the layout loss '{combo.loss.name}' trains on "
+             f"({combo.loss.spec.target!r})")
+    if target == "binary" and meta["num_classes"] != 2:
+        fail(f"target 'binary' needs meta.num_classes=2, not {meta['num_classes']}")
+    expected = {"index": meta["num_classes"], "binary": 1}.get(target, meta["num_targets"])
+    given = cfg.get("out_features", expected)
+    if not isinstance(given, int) or isinstance(given, bool) or given != expected:
+        fail(f"out_features={shown(given)} disagrees with meta and target {target!r} (which give {expected})")
+    cfg["out_features"] = expected
+
+    # what zoo train checks beyond each value
+    dev = cfg["device"]
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d{1,4})?", dev):
+        fail(f"train.device={shown(dev)} must be auto, cpu, cuda or cuda:N")
+    checked(lambda: check_monitor(cfg["monitor"], task), "train.")
+    checked(lambda: _check_used(cfg, set(TRAIN_PARAMS), {}, None), "train.")
+    if cfg["nesterov"] and cfg["momentum"] <= 0:
+        fail("train.nesterov needs train.momentum > 0")
+    return cfg
+
+
+def _check_meta(meta: Any, fail: Callable[[str], NoReturn]) -> dict[str, Any]:
+    """``meta`` of a run's config, checked and normalised (as :meth:`zoo.data.DataMeta.to_json` writes it)."""
+    import math
+
+    if not isinstance(meta, Mapping):
+        fail(f"'meta' must be a table describing the data, not {shown(meta)}")
+    task = meta.get("task")
+    if task is None:
+        fail("meta.task is missing")
+    if task not in TASKS:
+        fail(f"meta.task={shown(task)} must be one of {', '.join(TASKS)}")
+
+    def count(key: str, value: Any, lo: int = 1, hi: int = MAX_SAMPLE_VALUES) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            fail(f"meta.{key}={shown(value)} must be a whole number from {lo} to {hi}")
+        return value
+
+    shape = meta.get("input_shape")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= MAX_INPUT_RANK:
+        fail(f"meta.input_shape={shown(shape)} must be a list of 1 to {MAX_INPUT_RANK} sizes")
+    shape = [count("input_shape", d) for d in shape]
+    if math.prod(shape) > MAX_SAMPLE_VALUES:
+        fail(f"meta.input_shape={shown(shape)} makes {math.prod(shape)} values a sample, more than "
+             f"{MAX_SAMPLE_VALUES}")
+    classification = task in ("binary", "multiclass")
+    num_classes = meta.get("num_classes")
+    if classification:
+        num_classes = count("num_classes", num_classes, 2)
+    elif num_classes is not None:  # unused by other tasks
+        num_classes = count("num_classes", num_classes, 0)
+    if task == "binary" and num_classes != 2:
+        fail(f"meta.num_classes={num_classes} but a binary task has 2 classes")
+    num_targets = count("num_targets", meta.get("num_targets", 1))
+    names = meta.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, (str, int)) and not isinstance(n, bool)
+                                                  for n in names):
+            fail(f"meta.class_names={shown(names)} must be a list of class names")
+        if classification and len(names) != num_classes:
+            fail(f"meta.class_names names {len(names)} classes but meta.num_classes is {num_classes}")
+    return {"task": task, "input_shape": shape, "num_classes": num_classes, "num_targets": num_targets,
+            "class_names": names}

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import UsageError, did_you_mean
+from .spec import SHOWN_CHARS, shown
 
 COMPONENTS = ("dataset", "model", "loss")
 FORMATS = ("toml", "yaml", "json")
@@ -59,6 +60,15 @@ def top_level_keys() -> tuple[str, ...]:
     return (*flat, "train", *_train_keys(), *_derived())
 
 
+def _key(key: Any) -> str:
+    """A key of a file for an error message: as it is, or shortened when it is long (or not text)."""
+    return key if isinstance(key, str) and len(key) <= SHOWN_CHARS else shown(key)
+
+
+def _did_you_mean(key: Any, choices) -> str:
+    return did_you_mean(key, choices) if isinstance(key, str) and len(key) <= SHOWN_CHARS else ""
+
+
 def flatten(doc: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     """A config document (sections or flat keys) -> the flat form :func:`zoo.config.resolve` merges.
 
@@ -76,6 +86,8 @@ def flatten(doc: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         out[key] = value
 
     for key, value in doc.items():
+        if not isinstance(key, str):
+            raise UsageError(f"{where}: the key {shown(key)} is not a name")
         if key in COMPONENTS:
             if value is None or isinstance(value, str):
                 put(key, value, f"the {key} name")
@@ -84,42 +96,42 @@ def flatten(doc: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
                 name, plugin = section.pop("name", None), section.pop("plugin", None)
                 if name is not None:
                     if not isinstance(name, str):
-                        raise UsageError(f"{where}: [{key}] name must be a name, not {name!r}")
+                        raise UsageError(f"{where}: [{key}] name must be a name, not {shown(name)}")
                     put(key, name, f"the {key} name")
                 if plugin is not None:
                     put(f"{key}_plugin", str(plugin), f"the {key} plugin")
                 params = out.setdefault(f"{key}_params", {})
                 for pname, pvalue in section.items():
                     if pname in params:
-                        raise UsageError(f"{where}: {key}.{pname} is given twice; give it once")
+                        raise UsageError(f"{where}: {key}.{_key(pname)} is given twice; give it once")
                     params[pname] = pvalue
             else:
                 raise UsageError(f"{where}: '{key}' must be a name or a table with its name and parameters, "
-                                 f"not {value!r}")
+                                 f"not {shown(value)}")
         elif key.endswith("_params") and key[: -len("_params")] in COMPONENTS:
             if not isinstance(value, Mapping):
                 raise UsageError(f"{where}: '{key}' must be a table of hyperparameters")
             params = out.setdefault(key, {})
             for pname, pvalue in value.items():
                 if pname in params:
-                    raise UsageError(f"{where}: {key[: -len('_params')]}.{pname} is given twice; give it once")
+                    raise UsageError(f"{where}: {key[: -len('_params')]}.{_key(pname)} is given twice; give it once")
                 params[pname] = pvalue
         elif key == "train":
             if not isinstance(value, Mapping):
                 raise UsageError(f"{where}: 'train' must be a table of training settings")
             for tkey, tvalue in value.items():
                 if tkey not in train_keys:
-                    raise UsageError(f"{where}: unknown training setting 'train.{tkey}'"
-                                     f"{did_you_mean(tkey, train_keys)}")
+                    raise UsageError(f"{where}: unknown training setting 'train.{_key(tkey)}'"
+                                     f"{_did_you_mean(tkey, train_keys)}")
                 put(tkey, tvalue, f"train.{tkey}")
         elif key in train_keys:
             put(key, value, f"train.{key}")
         elif key == "recipe" or key in derived or (key.endswith("_plugin") and key[:-7] in COMPONENTS):
             if key == "recipe" and value is not None and not isinstance(value, str):
-                raise UsageError(f"{where}: 'recipe' must be a name, not {value!r}")
+                raise UsageError(f"{where}: 'recipe' must be a name, not {shown(value)}")
             put(key, value, key)
         else:
-            raise UsageError(f"{where}: unknown key '{key}'{did_you_mean(key, top_level_keys())}")
+            raise UsageError(f"{where}: unknown key '{_key(key)}'{_did_you_mean(key, top_level_keys())}")
     return out
 
 
@@ -147,6 +159,7 @@ def to_document(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def from_document(doc: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     """A config document (sectioned or flat, e.g. an older run's config.json) -> the flat resolved form."""
     flat = flatten(doc, where)
+    flat.setdefault("recipe", None)
     for comp in COMPONENTS:
         flat.setdefault(f"{comp}_params", {})
     return flat
@@ -169,8 +182,13 @@ def load(path: str) -> dict[str, Any]:
         raise UsageError(f"cannot read config file {p}: {exc}") from None
     try:
         data = parse(text, fmt)
+    except YamlAliasError as exc:
+        raise UsageError(f"config file {p} line {exc.line}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - each parser has its own error type
-        raise UsageError(f"config file {p} cannot be parsed: {' '.join(str(exc).split())}") from None
+        detail = " ".join(str(exc).split())
+        if len(detail) > 300:
+            detail = detail[:297] + "..."
+        raise UsageError(f"config file {p} cannot be parsed: {detail}") from None
     if data is None:
         data = {}
     flatten(data, f"config file {p}")  # validates every key now, naming the file
@@ -183,10 +201,45 @@ def parse(text: str, fmt: str) -> Any:
 
         return tomllib.loads(text)
     if fmt == "yaml":
+        loader = _yaml_loader()(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    return json.loads(text)
+
+
+class YamlAliasError(ValueError):
+    """A YAML anchor (``&name``) or alias (``*name``): refused, since a few aliased lines can expand into
+    gigabytes (an "alias bomb"), and a config never needs them."""
+
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(f"YAML {what} are not accepted in a config (a few aliased lines can expand to "
+                         "gigabytes); write the value out")
+        self.line = line
+
+
+_LOADER: Any = None
+
+
+def _yaml_loader() -> Any:
+    """``yaml.SafeLoader`` (no Python objects) that refuses anchors and aliases as it meets them, before any
+    value is expanded."""
+    global _LOADER
+    if _LOADER is None:
         import yaml
 
-        return yaml.safe_load(text)
-    return json.loads(text)
+        class NoAliasLoader(yaml.SafeLoader):
+            def compose_node(self, parent: Any, index: Any) -> Any:
+                event = self.peek_event()
+                if isinstance(event, yaml.AliasEvent):
+                    raise YamlAliasError(event.start_mark.line + 1, "aliases (*name)")
+                if getattr(event, "anchor", None) is not None:
+                    raise YamlAliasError(event.start_mark.line + 1, "anchors (&name)")
+                return super().compose_node(parent, index)
+
+        _LOADER = NoAliasLoader
+    return _LOADER
 
 
 def dump(doc: Mapping[str, Any], fmt: str = "json") -> str:
@@ -219,7 +272,7 @@ def _toml_value(value: Any, key: str) -> str:
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v, key)}" for k, v in value.items()
                                if v is not None) + "}"
-    raise UsageError(f"{key}={value!r} cannot be written as TOML")
+    raise UsageError(f"{key}={shown(value)} cannot be written as TOML")
 
 
 def _toml_key(key: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import functools
 import io
 import json
 import math
@@ -26,10 +27,12 @@ from . import __version__, checkpoint, metrics, runs
 from .config import Combination, entries_for, minimize, run_task
 from .data import DataMeta, Splits, check_splits, is_tensor_split, label_problem
 from .errors import CheckpointError, UsageError, ZooError
-from .files import write_json, write_text
+from .files import defer_until_safe, write_json, write_text
+from .locks import RunLock
 from .optim import FlatFusedAdam, has_fused_adam
 from .progress import LineReporter, Reporter
 from .registry import Registry
+from .resumable import CheckpointStore, read_state
 
 EVAL_BATCH = 4096
 RELOAD_CHECK_SAMPLES = 256
@@ -532,7 +535,9 @@ def split_len(split) -> int:
 
 # -- the checkpoint a resume needs -------------------------------------------------------
 
-CKPT_MODEL = runs.LAST
+#: The files of a checkpoint generation (see :mod:`zoo.resumable`).
+CKPT_MODEL = "last.safetensors"
+CKPT_BEST = "best.safetensors"
 CKPT_OPTIM = "optimizer.safetensors"
 CKPT_RNG = "rng.safetensors"
 CKPT_STATE = "trainer.json"
@@ -580,27 +585,44 @@ def _restore_rng(tensors: dict[str, torch.Tensor], gen: torch.Generator) -> None
 
 
 class _StopFlag:
+    """What the signal handlers saw: the first SIGINT/SIGTERM asks for a clean stop."""
+
     def __init__(self) -> None:
         self.signum: int | None = None
 
 
+class TrainingAborted(ZooError):
+    """A second SIGINT/SIGTERM: stopped at once (after the file write in progress completed)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
 @contextlib.contextmanager
-def _graceful_signals(flag: _StopFlag):
-    """The first SIGINT/SIGTERM sets ``flag`` (the epoch ends cleanly); a second one aborts."""
+def _graceful_signals(flag: _StopFlag, abort_message: Callable[[str], str] | None = None):
+    """For the whole life of a run: the first SIGINT/SIGTERM sets ``flag`` (the run stops at its next safe
+    point); a second one stops at once, but only once the file write in progress has completed."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield flag
         return
     previous = {}
 
+    def abort(signum: int) -> None:
+        name = signal.Signals(signum).name
+        text = abort_message(name) if abort_message else f"{name} received twice: stopped at once"
+        raise TrainingAborted(text, signum)
+
     def handler(signum, frame):
-        if flag.signum is not None:  # second signal: stop now
-            raise KeyboardInterrupt
+        if flag.signum is not None:  # a second signal: stop now, but never in the middle of a file write
+            defer_until_safe(lambda: abort(signum))
+            return
         flag.signum = signum
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous[sig] = signal.signal(sig, handler)
     try:
-        yield
+        yield flag
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -613,8 +635,11 @@ class Trainer:
     """One run: set up from a resolved config (or a run directory to resume), then train."""
 
     def __init__(self, cfg: dict[str, Any], run_dir: Path | None, *, registry: Registry | None = None,
-                 reporter: Reporter | None = None, out: str | Path | None = None) -> None:
+                 reporter: Reporter | None = None, out: str | Path | None = None, lock: RunLock | None = None,
+                 flag: _StopFlag | None = None) -> None:
         self.reporter = reporter or Reporter()
+        self.flag = flag or _StopFlag()
+        self.lock = lock
         self.combo = entries_for(cfg, registry)
         self.registry = registry
         self.device = pick_device(cfg["device"])
@@ -653,37 +678,82 @@ class Trainer:
         self.lower_is_better = minimize(cfg["monitor"])
         self.saved_epoch = 0  # the epoch of the newest resumable checkpoint on disk
         self.saved_at = time.perf_counter()
+        self.published_best: int | None = None  # the best epoch whose weights model.safetensors holds
         if run_dir is None:
             self.probe()  # a model that cannot serve this dataset and loss fails here, before any file is made
+            self._stop_if_asked("before training started: nothing was saved")
             stem = cfg["recipe"] or f"{cfg['dataset']}-{cfg['model']}-{cfg['loss']}"
-            run_dir = runs.create_run_dir(stem, out)
+            run_dir, self.lock = runs.create_run_dir(stem, out)
+            self.run_dir = Path(run_dir)
             self.status = {"status": "running", "started": _now(), "zoo_version": __version__}
-            write_json(run_dir / runs.STATUS, self.status)
-            runs.write_config(run_dir, cfg)
-            if self.splits.state:
-                write_json(run_dir / runs.PREPROCESS_STATE, self.splits.state)
+            try:
+                write_json(run_dir / runs.STATUS, self.status)
+                runs.write_config(run_dir, cfg)
+                if self.splits.state:
+                    write_json(run_dir / runs.PREPROCESS_STATE, self.splits.state)
+            except BaseException:
+                self._write_status("failed")
+                self.close()
+                raise
         else:
             self.status = runs.read_status(run_dir)
+            self._stop_if_asked("before training resumed: the run is unchanged")
         self.run_dir = Path(run_dir)
+        self.store = CheckpointStore(self.run_dir)
+
+    def close(self) -> None:
+        """Release the run directory (its lock) for other processes."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _stop_if_asked(self, when: str) -> None:
+        if self.flag.signum is not None:
+            name = signal.Signals(self.flag.signum).name
+            raise TrainingInterrupted(f"{name} received {when}", self.flag.signum)
+
+    def _write_status(self, state: str | None = None, **fields: Any) -> None:
+        """Record the run's status; a failure to write it (a full disk) never hides the error being reported."""
+        if state is not None:
+            self.status["status"] = state
+        self.status.update(fields)
+        try:
+            write_json(self.run_dir / runs.STATUS, self.status)
+        except ZooError as exc:
+            self.reporter.message(f"warning: the run's status could not be recorded: {exc}")
 
     # -- checkpoint -------------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
+        """Commit a new checkpoint generation (see :mod:`zoo.resumable`), then publish the derived files
+        (``history.csv``, and ``model.safetensors`` when the best epoch changed) from what was committed."""
         tag = {"epoch": str(self.epoch)}
-        d = self.run_dir
-        if self.best_state is not None and self.best["epoch"] != self.best.get("saved"):
-            checkpoint.save_weights(self.best_state, d / runs.WEIGHTS,
-                                    {**self._weights_meta(), "epoch": str(self.best["epoch"])}, fsync=False)
-            self.best["saved"] = self.best["epoch"]
-        checkpoint.save_weights(self.model, d / CKPT_MODEL, {**self._weights_meta(), **tag}, fsync=False)
-        tensors, plain = _optimizer_split(self.optimizer)
-        checkpoint.save_weights(tensors, d / CKPT_OPTIM, {**tag, "optimizer": json.dumps(plain)}, fsync=False)
-        checkpoint.save_weights(_rng_tensors(self.gen), d / CKPT_RNG, tag, fsync=False)
-        write_text(d / runs.HISTORY, _history_csv(self.history), fsync=False)
-        state = {"epoch": self.epoch, "history": list(self.history), "best": self.best,
-                 "schedule": self.schedule.state()}
-        write_json(d / CKPT_STATE, state, fsync=False)  # written last: it commits the checkpoint
+        best_epoch = self.best["epoch"]
+
+        def write(d: Path) -> None:  # into the new generation's directory, renamed into place as a whole
+            save = functools.partial(checkpoint.save_weights, fsync=False, atomic=False)
+            save(self.model, d / CKPT_MODEL, {**self._weights_meta(), **tag})
+            if self.best_state is not None:
+                save(self.best_state, d / CKPT_BEST, {**self._weights_meta(), **tag, "best_epoch": str(best_epoch)})
+            tensors, plain = _optimizer_split(self.optimizer)
+            save(tensors, d / CKPT_OPTIM, {**tag, "optimizer": json.dumps(plain)})
+            save(_rng_tensors(self.gen), d / CKPT_RNG, tag)
+            state = {"epoch": self.epoch, "history": list(self.history), "best": self.best,
+                     "schedule": self.schedule.state()}
+            (d / CKPT_STATE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+        self.store.commit(self.epoch, write)
         self.saved_epoch, self.saved_at = self.epoch, time.perf_counter()
+        self._publish()
+
+    def _publish(self) -> None:
+        """The run's readable files that follow the committed checkpoint: history and the best weights so far.
+        They are copies: a resume rebuilds them from the checkpoint, so they may lag it but never disagree."""
+        write_text(self.run_dir / runs.HISTORY, _history_csv(self.history), fsync=False)
+        if self.best_state is not None and self.best["epoch"] != self.published_best:
+            checkpoint.save_weights(self.best_state, self.run_dir / runs.WEIGHTS,
+                                    {**self._weights_meta(), "epoch": str(self.best["epoch"])}, fsync=False)
+            self.published_best = self.best["epoch"]
 
     def maybe_checkpoint(self) -> None:
         """A checkpoint every ``checkpoint_every`` seconds (each epoch when 0)."""
@@ -691,36 +761,45 @@ class Trainer:
             self.save_checkpoint()
 
     def restore_checkpoint(self) -> None:
-        d = self.run_dir
-        if not (d / CKPT_STATE).is_file():
-            raise UsageError(f"{d} has no checkpoint to resume from (no {CKPT_STATE}); it was interrupted before "
-                             "its first epoch ended or was made by an older zoo")
-        try:
-            state = json.loads((d / CKPT_STATE).read_text())
-        except ValueError as exc:
-            raise CheckpointError(f"{d / CKPT_STATE} is not valid JSON: {exc}") from None
-        epoch = str(state["epoch"])
+        """Continue from the current checkpoint generation; debris of an interrupted write is removed first."""
+        removed = self.store.clean()
+        if removed:
+            self.reporter.message(f"removed what an interrupted write left behind: {', '.join(removed)}")
+        epoch, d = self.store.current()
+        state = read_state(d)
+        if state["epoch"] != epoch:
+            raise CheckpointError(f"{d / CKPT_STATE} is from epoch {state['epoch']} but its generation from epoch "
+                                  f"{epoch}: the checkpoint is inconsistent")
         meta = checkpoint.read_metadata(d / CKPT_MODEL)
         if meta.get("format") != WEIGHTS_FORMAT:
-            raise UsageError(f"{d} was saved by zoo {meta.get('zoo_version', '?')} in the older weights format "
-                             f"{meta.get('format')!r} and cannot be resumed by zoo {__version__}; 'zoo eval' and "
-                             "'zoo predict' still read it")
+            raise UsageError(f"{self.run_dir} was saved in the weights format {meta.get('format')!r}, which zoo "
+                             f"{__version__} cannot resume")
         checkpoint.load_weights(self.model, d / CKPT_MODEL)
         opt_tensors, opt_meta = checkpoint.read_weights(d / CKPT_OPTIM)
         rng, rng_meta = checkpoint.read_weights(d / CKPT_RNG)
         for name, m in ((CKPT_MODEL, meta), (CKPT_OPTIM, opt_meta), (CKPT_RNG, rng_meta)):
-            if m.get("epoch") != epoch:
-                raise CheckpointError(f"{d / name} is from epoch {m.get('epoch')} but {CKPT_STATE} from epoch "
+            if m.get("epoch") != str(epoch):
+                raise CheckpointError(f"{d / name} is from epoch {m.get('epoch')} but {d / CKPT_STATE} from epoch "
                                       f"{epoch}: the checkpoint is inconsistent")
-        self.optimizer.load_state_dict(_optimizer_join(opt_tensors, json.loads(opt_meta["optimizer"])))
-        _restore_rng(rng, self.gen)
+        try:
+            self.optimizer.load_state_dict(_optimizer_join(opt_tensors, json.loads(opt_meta["optimizer"])))
+            _restore_rng(rng, self.gen)
+            self.schedule.load(state["schedule"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"the checkpoint in {d} cannot be restored ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]})") from None
         self.epoch, self.history, self.best = state["epoch"], History(state["history"]), state["best"]
         self.saved_epoch = self.epoch
-        self.schedule.load(state["schedule"])
-        if (d / runs.WEIGHTS).is_file() and self.best["epoch"] is not None:
+        if self.best.get("epoch") is not None:
+            if not (d / CKPT_BEST).is_file():
+                raise CheckpointError(f"{d} records best epoch {self.best['epoch']} but holds no {CKPT_BEST}")
             best_model = copy.deepcopy(self.model)
-            checkpoint.load_weights(best_model, d / runs.WEIGHTS)
+            best_meta = checkpoint.load_weights(best_model, d / CKPT_BEST)
+            if best_meta.get("best_epoch") != str(self.best["epoch"]):
+                raise CheckpointError(f"{d / CKPT_BEST} holds epoch {best_meta.get('best_epoch')} but {CKPT_STATE} "
+                                      f"records best epoch {self.best['epoch']}: the checkpoint is inconsistent")
             self.best_state = {k: v.detach().clone() for k, v in best_model.state_dict().items()}
+        self._publish()  # the readable copies catch up with the checkpoint (they may lag after a kill)
 
     def _weights_meta(self) -> dict[str, str]:
         c = self.cfg
@@ -877,6 +956,14 @@ class Trainer:
         raise NonFiniteLoss(why + kept)
 
     def run(self, epochs: int | None = None) -> Run:
+        """Train up to ``epochs`` (the total), checkpointing as configured, then finish the run. The run
+        directory's lock is released at the end, whatever happens."""
+        try:
+            return self._run(epochs)
+        finally:
+            self.close()
+
+    def _run(self, epochs: int | None) -> Run:
         cfg = self.cfg
         epochs = epochs or cfg["epochs"]
         dev = self.device
@@ -885,65 +972,74 @@ class Trainer:
             train = (train[0].to(dev), training_targets(self.model, train[1].to(dev), cfg["target"]))
         if is_tensor_split(val_split):
             val_split = tuple(t.to(dev) for t in val_split)
-        flag = _StopFlag()
+        flag = self.flag
         stopped_early = False
         t0 = time.perf_counter() - (self.history[-1]["time"] if self.history else 0.0)
         self.reporter.message(
             f"training {self.run_dir.name} on {dev} ({split_len(train)} train / {split_len(val_split)} val samples, "
             f"epochs {self.epoch + 1}-{epochs}) -> {self.run_dir}")
         if self.status.get("status") != "running" or "error" in self.status:  # a resumed run: mark it again
-            self.status.update(status="running")
             self.status.pop("error", None)
-            write_json(self.run_dir / runs.STATUS, self.status)
+            self.status.pop("signal", None)
+            self._write_status("running")
         threads_before = torch.get_num_threads()
         torch.set_num_threads(cfg["threads"])
         try:
-            with _graceful_signals(flag):
-                while self.epoch < epochs:
-                    if self.patience_exhausted():
-                        stopped_early = True
-                        break
-                    self.reporter.epoch_start(self.epoch + 1, epochs, self.steps_per_epoch)
-                    train_loss = self.train_epoch(train, flag)
-                    self.epoch += 1
-                    val = evaluate_split(self.model, self.loss_fn, val_split, self.task, cfg["target"], dev,
-                                         self.reads, self.workers, fast=True, cfg=cfg)
-                    row = {"epoch": self.epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
-                           "lr": self.optimizer.param_groups[0]["lr"], "time": round(time.perf_counter() - t0, 4)}
-                    self.history.append(row)
-                    value = row[cfg["monitor"]]
-                    self.schedule.epoch_end(value)
-                    if self._improved(value):
-                        self.best = {"value": value, "epoch": self.epoch, "bad_epochs": 0}
-                        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                    else:
-                        self.best["bad_epochs"] += 1
-                    self.reporter.epoch_end(row, epochs)
-                    if flag.signum is not None:
-                        self.save_checkpoint()
-                        name = signal.Signals(flag.signum).name
-                        self.status.update(status="interrupted", epochs=self.epoch, signal=name)
-                        write_json(self.run_dir / runs.STATUS, self.status)
-                        raise TrainingInterrupted(
-                            f"{name} received: stopped cleanly after epoch {self.epoch}/{epochs}; resume with "
-                            f"'zoo train --resume {self.run_dir}'", flag.signum)
-                    self.maybe_checkpoint()
-                if not stopped_early and self.patience_exhausted() and self.epoch < epochs:
+            while self.epoch < epochs:
+                if flag.signum is not None:  # asked to stop before this process trained an epoch
+                    self._interrupted(epochs)
+                if self.patience_exhausted():
                     stopped_early = True
+                    break
+                self.reporter.epoch_start(self.epoch + 1, epochs, self.steps_per_epoch)
+                train_loss = self.train_epoch(train, flag)
+                self.epoch += 1
+                val = evaluate_split(self.model, self.loss_fn, val_split, self.task, cfg["target"], dev,
+                                     self.reads, self.workers, fast=True, cfg=cfg)
+                row = {"epoch": self.epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
+                       "lr": self.optimizer.param_groups[0]["lr"], "time": round(time.perf_counter() - t0, 4)}
+                self.history.append(row)
+                value = row[cfg["monitor"]]
+                self.schedule.epoch_end(value)
+                if self._improved(value):
+                    self.best = {"value": value, "epoch": self.epoch, "bad_epochs": 0}
+                    self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                else:
+                    self.best["bad_epochs"] += 1
+                self.reporter.epoch_end(row, epochs)
+                if flag.signum is not None:
+                    self.save_checkpoint()
+                    self._interrupted(epochs)
+                self.maybe_checkpoint()
+            if not stopped_early and self.patience_exhausted() and self.epoch < epochs:
+                stopped_early = True
             if self.saved_epoch != self.epoch:
                 self.save_checkpoint()
             return self.finish(stopped_early)
         except TrainingInterrupted:
             raise
         except BaseException as exc:
-            interrupted = isinstance(exc, KeyboardInterrupt)
-            self.status.update(status="interrupted" if interrupted else "failed", epochs=self.epoch,
+            interrupted = isinstance(exc, (KeyboardInterrupt, TrainingAborted))
+            self._write_status("interrupted" if interrupted else "failed", epochs=self.saved_epoch,
                                error=None if interrupted else f"{type(exc).__name__}: {exc}")
-            write_json(self.run_dir / runs.STATUS, self.status)
+            if isinstance(exc, TrainingAborted):
+                kept = (f"the last complete checkpoint (epoch {self.saved_epoch}) is kept; resume with 'zoo train "
+                        f"--resume {self.run_dir}'" if self.saved_epoch else "no epoch was saved")
+                raise TrainingAborted(f"{exc}; {kept}", exc.exit_code - 128) from None
             raise
         finally:
             torch.set_num_threads(threads_before)
             self.reporter.close()
+
+    def _interrupted(self, epochs: int) -> None:
+        name = signal.Signals(self.flag.signum).name
+        self._write_status("interrupted", epochs=self.saved_epoch, signal=name)
+        if self.saved_epoch:
+            where = f"stopped cleanly after epoch {self.saved_epoch}/{epochs}"
+        else:
+            where = "stopped before the first epoch ended, nothing to resume from"
+        raise TrainingInterrupted(f"{name} received: {where}; resume with 'zoo train --resume {self.run_dir}'"
+                                  if self.saved_epoch else f"{name} received: {where}", self.flag.signum)
 
     def patience_exhausted(self) -> bool:
         p = self.cfg["patience"]
@@ -965,10 +1061,14 @@ class Trainer:
         reload_check(final, self.run_dir, self.combo, cfg, raw_inputs(final, head_inputs(self.splits.test,
                                                                                     RELOAD_CHECK_SAMPLES).to(dev)))
         write_json(self.run_dir / runs.METRICS, {"best_epoch": best_epoch, "monitor": cfg["monitor"], **results})
+        write_text(self.run_dir / runs.HISTORY, _history_csv(self.history))
         self.status.update(status="stopped early" if stopped_early else "finished", finished=_now(),
                            epochs=self.epoch, best_epoch=best_epoch,
                            seconds=self.history[-1]["time"] if self.history else 0.0)
         write_json(self.run_dir / runs.STATUS, self.status)
+        if self.flag.signum is not None:  # asked to stop while the run was saving its results: they are complete
+            self.reporter.message(f"{signal.Signals(self.flag.signum).name} received while the results were being "
+                                  "saved: the run finished first")
         if stopped_early:
             self.reporter.message(f"stopped early after epoch {self.epoch}: {cfg['monitor']} did not improve for "
                                   f"{cfg['patience']} epochs; keeping epoch {best_epoch}")
@@ -997,10 +1097,16 @@ def raw_inputs(model: RunModel, X: torch.Tensor) -> torch.Tensor:
 
 def fit(cfg: dict[str, Any], *, registry: Registry | None = None, out: str | Path | None = None,
         log: Callable[[str], None] | None = None, reporter: Reporter | None = None) -> Run:
-    """Train the resolved config ``cfg`` (see :func:`zoo.config.resolve`) and save a run."""
+    """Train the resolved config ``cfg`` (see :func:`zoo.config.resolve`) and save a run.
+
+    SIGINT and SIGTERM are handled for the whole call: the first stops the run at its next
+    safe point (before the run directory is made, or after the current epoch, checkpointed);
+    a second stops it at once, once the file write in progress has completed.
+    """
     if reporter is None:
         reporter = LineReporter(log) if log else Reporter()
-    return Trainer(cfg, None, registry=registry, reporter=reporter, out=out).run()
+    with _graceful_signals(_StopFlag()) as flag:
+        return Trainer(cfg, None, registry=registry, reporter=reporter, out=out, flag=flag).run()
 
 
 RESUMABLE = ("epochs", "device")
@@ -1008,21 +1114,31 @@ RESUMABLE = ("epochs", "device")
 
 def resume(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None,
            registry: Registry | None = None, reporter: Reporter | None = None) -> Run:
-    """Continue a run in its own directory up to ``epochs`` in total (default: its planned total)."""
+    """Continue a run in its own directory up to ``epochs`` in total (default: its planned total).
+
+    The run's lock is taken first: a run another process is still training is refused. The
+    newest complete checkpoint is restored (debris of an interrupted write is removed), so a
+    run killed at any instant continues exactly as if it had not been interrupted.
+    """
     cfg = runs.read_config(run_dir)
     if epochs is not None:
-        if epochs < 1:
-            raise UsageError(f"--epochs must be >= 1, not {epochs}")
-        cfg["epochs"] = epochs
+        from .config import TRAIN_PARAMS
+
+        cfg["epochs"] = TRAIN_PARAMS["epochs"].check("--epochs", epochs)
     if device is not None:
         cfg["device"] = device
-    trainer = Trainer(cfg, Path(run_dir), registry=registry, reporter=reporter)
-    trainer.restore_checkpoint()
-    if trainer.epoch > cfg["epochs"]:
-        raise UsageError(f"{run_dir} has already trained {trainer.epoch} epochs; --epochs is the total and must be "
-                         f">= {trainer.epoch}")
-    runs.write_config(trainer.run_dir, trainer.cfg)
-    return trainer.run()
+    lock = RunLock(run_dir).acquire("resume")
+    try:
+        with _graceful_signals(_StopFlag()) as flag:
+            trainer = Trainer(cfg, Path(run_dir), registry=registry, reporter=reporter, lock=lock, flag=flag)
+            trainer.restore_checkpoint()
+            if trainer.epoch > cfg["epochs"]:
+                raise UsageError(f"{run_dir} has already trained {trainer.epoch} epochs; --epochs is the total and "
+                                 f"must be >= {trainer.epoch}")
+            runs.write_config(trainer.run_dir, trainer.cfg)
+            return trainer.run()
+    finally:
+        lock.release()
 
 
 def reload_check(model: RunModel, run_dir: Path, combo: Combination, cfg: dict, X: torch.Tensor) -> None:
@@ -1042,15 +1158,31 @@ def load_run_model(run_dir: str | Path, device: str = "cpu", registry: Registry 
                    weights: str = runs.WEIGHTS):
     """Rebuild the run's :class:`RunModel` from its config and load its weights strictly.
 
-    Weights saved by zoo 0.1 (``zoo-weights/1``: the bare network, the regression target scale
-    as ``mean``/``std`` beside it, the input standardisation in ``preprocess.safetensors``) are
-    read into the same model.
+    A run directory may come from anyone, so nothing large is built on its word: the config is
+    checked when read (:func:`zoo.runs.read_config`), then the model is built on PyTorch's ``meta``
+    device (no memory) and its state dict's names, shapes and dtypes are compared with the weights
+    file's header (no tensor data read); only a file that fits is loaded into a model built for
+    real, and its tensors must be finite. Weights saved by zoo 0.1 (``zoo-weights/1``: the bare
+    network, the regression target scale as ``mean``/``std`` beside it, the input standardisation
+    in ``preprocess.safetensors``) are read into the same model.
     """
-    cfg = runs.read_config(run_dir)
+    cfg = runs.read_config(run_dir, registry)
     combo = entries_for(cfg, registry)
-    model = build_model(combo, cfg, DataMeta.from_json(cfg["meta"]))
+    meta = DataMeta.from_json(cfg["meta"])
     path = Path(run_dir) / weights
-    if checkpoint.read_metadata(path).get("format") == "zoo-weights/1" if path.is_file() else False:
+    header, file_meta = checkpoint.read_header(path)
+    v1 = file_meta.get("format") == "zoo-weights/1"
+    expected = _expected_header(combo, cfg, meta)
+    if expected is not None:
+        found = _v1_names(header, cfg) if v1 else header
+        if v1:  # the preprocessing buffers are not in a zoo 0.1 weights file: the model keeps its own
+            found.update({k: v for k, v in expected.items() if not k.startswith("net.") and k not in found})
+        problems = checkpoint.compare(expected, found)
+        if problems:
+            raise CheckpointError(f"weights in {path}{' (zoo 0.1 format)' if v1 else ''} do not fit the model: "
+                                  + "; ".join(problems))
+    model = build_model(combo, cfg, meta)
+    if v1:
         _load_v1(model, path, Path(run_dir), cfg)
     else:
         checkpoint.load_weights(model, path)
@@ -1058,15 +1190,33 @@ def load_run_model(run_dir: str | Path, device: str = "cpu", registry: Registry 
     return model, cfg, combo
 
 
-def _load_v1(model: RunModel, path: Path, run_dir: Path, cfg: dict) -> None:
-    state, _ = checkpoint.read_weights(path)
+def _expected_header(combo: Combination, cfg: dict[str, Any], meta: DataMeta) -> dict[str, tuple] | None:
+    """``{name: (shape, dtype)}`` of the run's :class:`RunModel` state dict, from a build on the ``meta``
+    device: whatever sizes the config claims, no memory is allocated. None when the plugin's network
+    cannot be built there (it then is built for real, as it always was)."""
+    try:
+        with torch.device("meta"):
+            probe = build_model(combo, cfg, meta)
+        return checkpoint.header_of(probe.state_dict())
+    except Exception:  # noqa: BLE001 - a factory that needs real tensors (e.g. .item()); the real build decides
+        return None
+
+
+def _v1_names(state: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """A zoo 0.1 weights file's entries under this version's names (``net.*``, ``output_mean``/``output_std``)."""
     scaled = bool(cfg.get("scale_targets")) and cfg["target"] == "value" and run_task(cfg) == "regression"
-    new: dict[str, torch.Tensor] = {}
+    new: dict[str, Any] = {}
     for key, value in state.items():
         if scaled and key in ("mean", "std"):
             new[f"output_{key}"] = value
         else:
             new[f"net.{key.removeprefix('net.')}" if scaled else f"net.{key}"] = value
+    return new
+
+
+def _load_v1(model: RunModel, path: Path, run_dir: Path, cfg: dict) -> None:
+    state, _ = checkpoint.read_weights(path)
+    new: dict[str, torch.Tensor] = _v1_names(state, cfg)
     pre_path = run_dir / runs.PREPROCESS
     pre = checkpoint.read_weights(pre_path)[0] if pre_path.is_file() else {}
     fresh = {k: v for k, v in model.state_dict().items() if not k.startswith("net.")}
@@ -1075,11 +1225,39 @@ def _load_v1(model: RunModel, path: Path, run_dir: Path, cfg: dict) -> None:
     problems = checkpoint.mismatch(model, new)
     if problems:
         raise CheckpointError(f"weights in {path} (zoo 0.1 format) do not fit the model: " + "; ".join(problems))
+    checkpoint.check_finite(model, new, path)
+    bad = checkpoint.nonfinite(pre)
+    if bad:
+        raise CheckpointError(f"{pre_path}: {', '.join(bad)}; the preprocessing must be finite numbers")
     model.load_state_dict(new, strict=True)
     model.set_input_scale(pre, f"{pre_path}")
     if run_task(cfg) == "reconstruction":
         model.output_mean.copy_(model.input_mean.reshape(-1))
         model.output_std.copy_(model.input_std.reshape(-1))
+
+
+def evaluate_saved(model: RunModel, what: str, *args: Any, **kwargs: Any) -> dict[str, float]:
+    """:func:`evaluate_split` for a saved run's model, refusing outputs that are not finite with one line
+    naming ``what`` (the model and its run) instead of scoring NaN or stopping in scikit-learn."""
+    def refuse(name: str) -> None:
+        raise ZooError(f"{what} returned NaN or infinity ({name}) from finite weights: its weights or inputs "
+                       "overflow float32, so there is nothing to score")
+
+    def hook(module: torch.nn.Module, inputs: Any, out: Any) -> None:
+        pred, extras = split_outputs(out)
+        for name, t in (("output", pred), *extras.items()):
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                refuse(name)
+
+    handle = model.net.register_forward_hook(hook)
+    try:
+        return evaluate_split(model, *args, **kwargs)
+    except ValueError as exc:  # scikit-learn on outputs that overflowed into the data's units
+        if "NaN" in str(exc) or "infinity" in str(exc):
+            refuse("output")
+        raise
+    finally:
+        handle.remove()
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
@@ -1088,8 +1266,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
     model, cfg, combo = load_run_model(run_dir, device, registry)
     dev = next(iter(model.parameters()), torch.empty(0)).device
     splits = load_data(combo, cfg)
-    return evaluate_split(model, build_loss(combo, cfg, dev), splits.split(split), splits.meta.task, cfg["target"],
-                          dev, tuple(combo.loss.spec.reads), _workers(cfg.get("workers", -1)), cfg=cfg)
+    return evaluate_saved(model, f"model '{cfg['model']}' of {run_dir}", build_loss(combo, cfg, dev),
+                          splits.split(split), splits.meta.task, cfg["target"], dev, tuple(combo.loss.spec.reads),
+                          _workers(cfg.get("workers", -1)), cfg=cfg)
 
 
 def _workers(setting: int) -> int:

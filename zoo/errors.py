@@ -27,6 +27,10 @@ class CheckpointError(ZooError):
     """A weights file that cannot be read or does not fit the model."""
 
 
+class StorageError(ZooError):
+    """A file could not be written: a full disk, a read-only place, a name too long."""
+
+
 class PluginLoadError(ZooError):
     """A plugin failed to import or declare its contributions."""
 

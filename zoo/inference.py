@@ -50,6 +50,7 @@ import torch
 from . import runs
 from .errors import UsageError, ZooError
 from .files import write_text
+from .spec import shown as quoted
 
 INPUT_SUFFIXES = (".csv", ".npy")
 
@@ -114,16 +115,76 @@ def read_csv_input(path: Path, width: int, input_shape: Sequence[int] | None = N
             try:
                 v = float(cell)
             except ValueError:
-                shown = repr(cell) if cell else "an empty cell"
-                raise UsageError(f"{path} line {line}, column {j + 1}: {shown} is not a number") from None
+                what = quoted(cell) if cell else "an empty cell"
+                raise UsageError(f"{path} line {line}, column {j + 1}: {what} is not a number") from None
             if not math.isfinite(v):
-                raise UsageError(f"{path} line {line}, column {j + 1}: {cell!r} is not a finite number")
+                raise UsageError(f"{path} line {line}, column {j + 1}: {quoted(cell)} is not a finite number")
             out[i, j] = v
     return out
 
 
+def _npy_header(fh, source: str, size: int, kinds: str = "biuf") -> None:
+    """Check an ``.npy`` stream's header before any data is read: a numeric dtype (no pickled objects) and a
+    shape whose data the ``size`` bytes of the stream (header included) really hold, so that a header
+    claiming 1e13 rows is one line, not an attempt to allocate terabytes."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(fh)
+        elif hasattr(fmt, "_read_array_header"):
+            shape, _, dtype = fmt._read_array_header(fh, version)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        start = fh.tell()
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises several kinds
+        detail = " ".join(str(exc).split())
+        raise UsageError(f"{source} is not a .npy array ({detail[:200] or type(exc).__name__})") from None
+    if dtype.hasobject:
+        raise UsageError(f"{source} holds Python objects (a pickled array), which zoo never loads; save numbers")
+    if dtype.kind not in kinds:
+        raise UsageError(f"{source} holds {dtype} values, not numbers")
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise UsageError(f"{source} has an invalid shape in its header")
+    need = math.prod(shape) * dtype.itemsize
+    if need > size - start:
+        raise UsageError(f"{source}: its header claims shape {tuple(shape) if len(shape) <= 8 else '(...)'} of "
+                         f"{dtype} ({need} bytes) but the file holds {max(size - start, 0)} bytes of data")
+
+
+#: The most an ``.npz`` member may expand to, as a multiple of the archive's size (deflate, which
+#: ``numpy.savez_compressed`` uses, cannot compress by more than about 1032:1).
+NPZ_MAX_RATIO = 1100
+
+
+def _check_npz(path: Path) -> None:
+    """Check the header of every array in an ``.npz`` archive against the size the archive declares for it
+    (which cannot exceed what its stored bytes can expand to), before any array is read."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            real = path.stat().st_size
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    most = info.compress_size if info.compress_type == zipfile.ZIP_STORED else NPZ_MAX_RATIO * real
+                    with zf.open(info) as fh:
+                        _npy_header(fh, f"{path}: array '{info.filename[:-4][:80]}'",
+                                    min(info.file_size, most, NPZ_MAX_RATIO * real), "biufUS")
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise UsageError(f"{path} is not a plain .npz archive of arrays ({' '.join(str(exc).split())[:200]})") \
+            from None
+
+
 def read_npy_input(path: Path, input_shape: Sequence[int]) -> np.ndarray:
-    """An ``.npy`` array as float32 ``(N, *input_shape)``."""
+    """An ``.npy`` array as float32 ``(N, *input_shape)``; its header is checked before the data is read."""
+    try:
+        with open(path, "rb") as fh:
+            _npy_header(fh, str(path), os.fstat(fh.fileno()).st_size)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path} as a .npy array: {exc}") from None
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -199,7 +260,7 @@ def read_table_input(path: str | os.PathLike, delimiter: str = ",") -> list[dict
                          "naming the columns")
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        raise UsageError(f"{path}: the header names {', '.join(repr(d) for d in dupes)} more than once")
+        raise UsageError(f"{path}: the header names {', '.join(quoted(d) for d in dupes[:20])} more than once")
     if not rows:
         raise UsageError(f"{path} has no data rows")
     out = []
@@ -220,6 +281,8 @@ def read_preprocess_state(run_dir: str | os.PathLike) -> dict[str, Any] | None:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ZooError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ZooError(f"{path} is nested too deeply to be a dataset's fitted state") from None
     if not isinstance(state, dict):
         raise ZooError(f"{path} must hold a JSON object, not {type(state).__name__}")
     return state
@@ -283,6 +346,12 @@ class Predictor:
         if out.dim() != 2 or out.shape[1] != k or len(out) != len(X):
             raise ZooError(f"model '{self.cfg['model']}' of {self.run_dir} returned shape {tuple(out.shape)} for "
                            f"{len(X)} samples; its run expects ({len(X)}, {k})")
+        finite = torch.isfinite(out).all(dim=1)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0, 0])
+            raise ZooError(f"model '{self.cfg['model']}' of {self.run_dir} returned NaN or infinity for sample {bad} "
+                           f"({int((~finite).sum())} of {len(X)} samples): its weights or these inputs overflow "
+                           "float32; no prediction is written")
         return out
 
     def columns(self) -> list[str]:
@@ -487,7 +556,8 @@ def _targets(values: Sequence[Any], cfg: dict[str, Any], source: str) -> torch.T
         unknown = next(t for t in texts if t not in index)
         if all(t.lstrip("-").isdigit() for t in texts) and all(0 <= int(t) < len(names) for t in texts):
             return torch.tensor([int(t) for t in texts], dtype=torch.int64)
-        raise UsageError(f"{source}: label {unknown!r} is not one of the run's classes ({', '.join(names)})")
+        raise UsageError(f"{source}: label {quoted(unknown)} is not one of the run's classes "
+                         f"({_listed(names)})")
     try:
         y = np.asarray(values, dtype=np.float32)
     except (TypeError, ValueError):
@@ -500,6 +570,12 @@ def _targets(values: Sequence[Any], cfg: dict[str, Any], source: str) -> torch.T
     if not np.isfinite(y).all():
         raise UsageError(f"{source}: a target is not a finite number")
     return torch.from_numpy(y)
+
+
+def _listed(names: Sequence[str], limit: int = 20) -> str:
+    """Class names for a message: the first ``limit``, each shortened, then how many more."""
+    text = ", ".join(n if len(n) <= 80 else n[:77] + "..." for n in names[:limit])
+    return text + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _label_text(v: Any) -> str:
@@ -527,6 +603,7 @@ def read_labelled(run_dir: str | os.PathLike, path: str | os.PathLike, cfg: dict
         raise UsageError(f"input file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        _check_npz(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
@@ -576,7 +653,7 @@ def _read_labelled_csv(path: Path, input_shape: Sequence[int], k: int):
             try:
                 X[i, j] = float(cell)
             except ValueError:
-                raise UsageError(f"{path} line {line}, column {j + 1}: {cell!r} is not a number") from None
+                raise UsageError(f"{path} line {line}, column {j + 1}: {quoted(cell)} is not a number") from None
         y.append(row[width] if k == 1 else row[width:])
     if not np.isfinite(X).all():
         raise UsageError(f"{path}: an input value is not a finite number")
@@ -587,7 +664,7 @@ def evaluate_file(run_dir: str | os.PathLike, path: str | os.PathLike, device: s
     """Score a saved run on a new labelled file (see :func:`read_labelled`): the loss and the metrics
     ``zoo eval`` reports for a split, computed the same way."""
     from .data import DataMeta
-    from .engine import _workers, build_loss, evaluate_split
+    from .engine import _workers, build_loss, evaluate_saved
 
     predictor = Predictor(run_dir, device)
     model, cfg, combo = predictor.model, predictor.cfg, predictor.combo
@@ -598,5 +675,6 @@ def evaluate_file(run_dir: str | os.PathLike, path: str | os.PathLike, device: s
     if y is None:  # reconstruction: the target is the standardised input itself
         y = X.reshape(len(X), -1).cpu()
     task = DataMeta.from_json(cfg["meta"]).task
-    return evaluate_split(model, build_loss(combo, cfg, dev), (X, y.to(dev)), task, cfg["target"],
-                          dev, tuple(combo.loss.spec.reads), _workers(cfg.get("workers", -1)), cfg=cfg)
+    return evaluate_saved(model, f"model '{cfg['model']}' of {run_dir}", build_loss(combo, cfg, dev),
+                          (X, y.to(dev)), task, cfg["target"], dev, tuple(combo.loss.spec.reads),
+                          _workers(cfg.get("workers", -1)), cfg=cfg)

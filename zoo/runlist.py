@@ -21,6 +21,7 @@ from typing import Any
 
 from . import runs
 from .errors import UsageError
+from .locks import is_held
 from .metric_names import TASK_METRICS
 from .tables import MAX_WIDTH
 from .tables import format_table as format_columns
@@ -122,6 +123,8 @@ def describe_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         status = {}
     else:
         state = status.get("status") if isinstance(status.get("status"), str) else "unknown"
+    if state == "running" and not is_held(d):
+        state = "dead"  # run.json says running, but no live process holds the run's lock (killed, or the host died)
 
     monitor = metrics.get("monitor") or cfg.get("monitor") or "val_loss"
     if "best_epoch" in metrics:
@@ -189,8 +192,10 @@ def list_runs(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     - ``name``, ``path``: the directory; ``recipe`` (None for a dataset+model+loss run),
       ``dataset``, ``model``, ``loss``, ``task`` from ``config.json``;
     - ``started``, ``finished`` (ISO times) and ``status`` from ``run.json``: ``finished``,
-      ``stopped early``, ``interrupted``, ``failed``, ``running``, or ``unknown`` when
-      ``run.json`` is missing or broken; ``error`` is the failure message of a failed run;
+      ``stopped early``, ``interrupted``, ``failed``, ``running`` (a live process holds the
+      run's lock), ``dead`` (``run.json`` says running but no process holds the lock: it was
+      killed; ``zoo train --resume`` continues it), or ``unknown`` when ``run.json`` is
+      missing or broken; ``error`` is the failure message of a failed run;
     - ``epochs`` (done) and ``planned_epochs``;
     - ``best_epoch``, ``monitor`` and ``best_value``: from ``metrics.json`` when the run
       finished, else the best value of the configured monitor in ``history.csv``;

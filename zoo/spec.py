@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -40,6 +41,28 @@ PARAM_TYPES = ("int", "float", "bool", "str", "int-list", "float-list")
 RESERVED = ("name", "plugin")
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+
+#: The longest text an error message quotes of a value it was given (a file can hold any value).
+SHOWN_CHARS = 80
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 8, 8, 8, 8
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = SHOWN_CHARS, SHOWN_CHARS, 40
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for an error message, at most about ``limit`` characters (ending in ``...`` when cut).
+
+    Its cost is bounded too: a huge list or a string of a billion characters is never turned into
+    text whole, and an integer too long for ``repr`` is described by its size.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"<an integer of {len(str(value)) if value.bit_length() < 12000 else 'over 3600'} digits>"
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails is still described
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
 
 
 @dataclass(frozen=True)
@@ -74,21 +97,22 @@ class Param:
         v = _coerce(key, self.type, value)
         if self.choices is not None and v not in self.choices:
             choices = ", ".join(map(str, self.choices))
-            raise UsageError(f"{key}={value!r} is not one of: {choices}{did_you_mean(str(v), map(str, self.choices))}")
+            raise UsageError(f"{key}={shown(value)} is not one of: {choices}"
+                             f"{did_you_mean(str(v), map(str, self.choices)) if len(str(v)) <= SHOWN_CHARS else ''}")
         items = v if isinstance(v, tuple) else (v,)
         if self.min is not None and any(x < self.min or (self.min_exclusive and x == self.min) for x in items):
-            raise UsageError(f"{key}={value!r} must be {'>' if self.min_exclusive else '>='} {self.min:g}")
+            raise UsageError(f"{key}={shown(value)} must be {'>' if self.min_exclusive else '>='} {_num(self.min)}")
         if self.max is not None and any(x > self.max or (self.max_exclusive and x == self.max) for x in items):
-            raise UsageError(f"{key}={value!r} must be {'<' if self.max_exclusive else '<='} {self.max:g}")
+            raise UsageError(f"{key}={shown(value)} must be {'<' if self.max_exclusive else '<='} {_num(self.max)}")
         return v
 
     def bounds(self) -> str:
         """The allowed range in words (``> 0``, ``0 to 0.99``, ``>= 1``), or ``""`` when unbounded."""
-        lo = None if self.min is None else f"{'>' if self.min_exclusive else '>='} {self.min:g}"
-        hi = None if self.max is None else f"{'<' if self.max_exclusive else '<='} {self.max:g}"
+        lo = None if self.min is None else f"{'>' if self.min_exclusive else '>='} {_num(self.min)}"
+        hi = None if self.max is None else f"{'<' if self.max_exclusive else '<='} {_num(self.max)}"
         if lo and hi:
             if not self.min_exclusive and not self.max_exclusive:
-                return f"{self.min:g} to {self.max:g}"
+                return f"{_num(self.min)} to {_num(self.max)}"
             return f"{lo} and {hi}"
         return lo or hi or ""
 
@@ -111,8 +135,15 @@ class Param:
         return d
 
 
+def _num(x: float) -> str:
+    """A bound in words: whole numbers in full (``4294967295``, ``1000000``), others as ``:g`` (``0.99``)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
 def _coerce(key: str, type_: str, value: Any) -> Any:
-    bad = UsageError(f"{key}={value!r} is not a valid {type_}")
+    def bad() -> UsageError:  # made only when needed: quoting a value has a cost
+        return UsageError(f"{key}={shown(value)} is not a valid {type_}")
+
     if type_ == "bool":
         if isinstance(value, bool):
             return value
@@ -120,28 +151,28 @@ def _coerce(key: str, type_: str, value: Any) -> Any:
             return True
         if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
             return False
-        raise bad
+        raise bad()
     if type_ in ("int", "float"):
         cast = int if type_ == "int" else float
         if isinstance(value, bool):
-            raise bad
+            raise bad()
         given = value
         if isinstance(value, str):
             try:
                 value = cast(value.strip())
             except ValueError:
-                raise bad from None
+                raise bad() from None
         if isinstance(value, (int, float)):
             if isinstance(value, float) and not math.isfinite(value):
-                raise UsageError(f"{key}={given!r} is not a finite number")
+                raise UsageError(f"{key}={shown(given)} is not a finite number")
             if type_ == "int" and isinstance(value, float) and not value.is_integer():
-                raise bad
+                raise bad()
             return cast(value)
-        raise bad
+        raise bad()
     if type_ == "str":
         if isinstance(value, str):
             return value
-        raise bad
+        raise bad()
     # lists: "64,64", [64, 64], (64,) or a single number
     item = type_.split("-")[0]
     if isinstance(value, str):
@@ -151,11 +182,11 @@ def _coerce(key: str, type_: str, value: Any) -> Any:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         parts = [value]
     else:
-        raise bad
+        raise bad()
     try:
         return tuple(_coerce(key, item, p) for p in parts)
     except UsageError:
-        raise bad from None
+        raise bad() from None
 
 
 @dataclass(frozen=True)
