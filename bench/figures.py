@@ -290,7 +290,7 @@ def diagnose(cfg: dict, threads: int, make_opt) -> list[str]:
     workdir = Path(tempfile.mkdtemp(prefix="zoo-bench-"))
     try:
         trainer = engine.Trainer(cfg, None, out=workdir / "run")
-        init = compare(w.weights(trainer.net),
+        init = compare(w.weights(trainer.model.net),
                        w.run_tight(cfg, threads=threads, make_optimizer=make_opt, epochs=0).state)
         found.append("initial weights: " + ("identical" if init["identical"]
                                             else f"differ in {', '.join(init['differing'])} (seeding or model)"))
@@ -341,26 +341,25 @@ def startup(settings: Settings, log: Log) -> list[dict]:
 def reload_share(settings: Settings, log: Log) -> list[dict]:
     import torch
 
-    from zoo import engine
-
     from . import workloads as w
 
     cfg = w.config("regression-mlp", epochs=settings.epochs_for("regression-mlp"), device="cpu", seed=settings.seed)
     if not settings.quick:
         w.run_engine({**cfg, "epochs": 1})
     totals, checks, finishes, scores = [], [], [], []
-    n = getattr(engine, "RELOAD_CHECK_SAMPLES", 256)
+    from zoo.evaluation import head_inputs, raw_inputs
+    from zoo.saved import RELOAD_CHECK_SAMPLES as n, reload_check
     for _ in range(settings.repeats):
         res = w.run_engine(cfg, keep=True)
         trainer, run = res.objects["trainer"], res.objects["run"]
         threads_before = torch.get_num_threads()
         try:
-            X = engine.raw_inputs(run.model, engine.head_inputs(trainer.splits.test, n).to(trainer.device))
+            X = raw_inputs(run.model, head_inputs(trainer.splits.test, n).to(trainer.strategy.device))
             torch.set_num_threads(trainer.cfg.get("threads") or threads_before)  # as inside the run
             times = []
             for _ in range(3):  # the same call the engine makes after saving, on the finished run
                 t = time.perf_counter()
-                engine.reload_check(run.model, run.dir, trainer.combo, trainer.cfg, X)
+                reload_check(run.model, run.dir, trainer.combo, trainer.cfg, X)
                 times.append(time.perf_counter() - t)
         finally:
             torch.set_num_threads(threads_before)

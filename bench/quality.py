@@ -2,7 +2,7 @@
 
 For each recipe and seed (0 to 9 by default) it trains the recipe with
 ``zoo.train(recipe, seed=s, quiet=True, out=<tmp>)`` and, on the same splits
-(``zoo.engine.load_data`` for ``zoo.config.resolve(recipe, seed=s)``: seeded,
+(``zoo.parts.load_data`` for ``zoo.config.resolve(recipe, seed=s)``: seeded,
 stratified for classification, features standardised with the training split's
 statistics), fits scikit-learn peers and scores them on the same test split:
 
@@ -237,9 +237,9 @@ def run_recipe(recipe: str, seeds: list[int], *, epochs: int | None, quick: bool
     import numpy as np
 
     import zoo
-    from zoo import engine
     from zoo.config import entries_for, resolve
     from zoo.data import is_tensor_split
+    from zoo.parts import load_data
 
     zoo_values, zoo_val, zoo_seconds, best_epochs = [], [], [], []
     peer_values: dict[str, list[float]] = {}
@@ -268,7 +268,7 @@ def run_recipe(recipe: str, seeds: list[int], *, epochs: int | None, quick: bool
         best_epochs.append(run.best_epoch)
         log(f"{recipe} seed {seed}: zoo {metric} test {zoo_values[-1]:.4f} (val {zoo_val[-1]:.4f}) in {seconds:.1f} s")
 
-        splits = engine.load_data(entries_for(cfg), cfg)
+        splits = load_data(entries_for(cfg), cfg)
         if not all(is_tensor_split(splits.split(s)) for s in ("train", "val", "test")):
             raise RuntimeError(f"{recipe}: its dataset is not held in memory; the peers need arrays")
         flat = lambda t: t.numpy().reshape(len(t), -1)  # noqa: E731 - sequences and images flattened

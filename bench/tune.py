@@ -81,7 +81,7 @@ def combinations(grid: dict[str, list[str]]) -> list[dict[str, str]]:
 
 def split_settings(combo: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """Training settings (keyword arguments of ``zoo.train``) and component params (``params``)."""
-    from zoo.config import TRAIN_PARAMS
+    from zoo.settings import TRAIN_PARAMS
 
     settings, params = {}, {}
     for key, value in combo.items():

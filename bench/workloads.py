@@ -3,7 +3,7 @@
 Every runner takes a resolved zoo config (:func:`config`) and returns a :class:`Result`:
 the wall time of its timed region and the test score it reached. The timed region is
 the same for every side: from the resolved config to a trained model and its test
-score, so it includes loading the data through ``zoo.engine.load_data`` (identical
+score, so it includes loading the data through ``zoo.parts.load_data`` (identical
 work on every side) and building the model through the registry's factory.
 
 - :func:`run_engine`: ``zoo.engine.Trainer(cfg).run()``, exactly what ``zoo train`` runs
@@ -101,9 +101,12 @@ def same_optimizer(engine_opt: Any, cfg: dict[str, Any]) -> tuple[Callable[[Any]
         accepted = inspect.signature(cls.__init__).parameters
         kwargs = {k: v for k, v in engine_opt.defaults.items() if k in accepted}
         return (lambda params: cls(params, **kwargs)), desc
-    from zoo.engine import make_optimizer
+    from zoo.config import entries_for
 
-    return (lambda params: make_optimizer(cfg, params)), f"{desc} (built by zoo.engine.make_optimizer)"
+    entry = entries_for(cfg).optimizer
+    factory = entry.load()
+    return ((lambda params: factory(params, lr=cfg["lr"], **cfg["optimizer_params"])),
+            f"{desc} (built by optimizer '{entry.name}' of plugin '{entry.plugin.name}')")
 
 
 def torch_fused_optimizer(cfg: dict[str, Any]) -> tuple[Callable[[Any], Any], str] | None:
@@ -111,9 +114,10 @@ def torch_fused_optimizer(cfg: dict[str, Any]) -> tuple[Callable[[Any], Any], st
     cls = getattr(torch.optim, TORCH_OPTIMIZERS.get(cfg["optimizer"], ""), None)
     if cls is None or "fused" not in inspect.signature(cls.__init__).parameters:
         return None
-    kwargs = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"], "fused": True}
+    hyper = cfg["optimizer_params"]
+    kwargs = {"lr": cfg["lr"], "weight_decay": hyper.get("weight_decay", 0.0), "fused": True}
     if cfg["optimizer"] in ("sgd", "rmsprop"):
-        kwargs["momentum"] = cfg["momentum"]
+        kwargs["momentum"] = hyper.get("momentum", 0.0)
     return (lambda params: cls(params, **kwargs)), f"torch.optim.{cls.__name__}(fused=True)"
 
 
@@ -152,7 +156,7 @@ def run_engine(cfg: dict[str, Any], *, keep: bool = False) -> Result:
     """``zoo.engine.Trainer(cfg, None).run()`` into a fresh run directory (removed after, unless ``keep``).
 
     Besides the total it records where the time went: ``setup`` (data and model),
-    ``train`` (``Trainer.train_epoch``: the optimizer steps), ``finish`` (final metrics,
+    ``train`` (the procedure's ``train_epoch``: the optimizer steps), ``finish`` (final metrics,
     saving, reload check) and ``between`` (validation, history and checkpoints each
     epoch). The two methods are timed by wrappers set on the instance (a call each per
     epoch; no engine code is changed).
@@ -176,22 +180,24 @@ def run_engine(cfg: dict[str, Any], *, keep: bool = False) -> Result:
         t0 = time.perf_counter()
         trainer = engine.Trainer(cfg, None, out=workdir / "run")
         t_setup = time.perf_counter() - t0
-        methods = {"train": "train_epoch", "finish": "finish"}
-        wrapped = [name for name, method in methods.items() if hasattr(trainer, method)]
+        methods = {"train": (trainer.procedure, "train_epoch"), "finish": (trainer, "finish")}
+        wrapped = [name for name, (obj, method) in methods.items() if hasattr(obj, method)]
         for name in wrapped:
-            setattr(trainer, methods[name], timed(name, getattr(trainer, methods[name])))
+            obj, method = methods[name]
+            setattr(obj, method, timed(name, getattr(obj, method)))
         run = trainer.run()
-        sync(trainer.device)
+        sync(trainer.strategy.device)
         seconds = time.perf_counter() - t0
-        task, target = trainer.task, trainer.cfg["target"]
+        task, target = trainer.model.task, trainer.cfg["target"]
         metric = HEADLINE[task]
         score = {"metric": metric, "value": float(run.metrics["test"][metric])}
         Xt, yt = trainer.splits.test
-        last = test_score(trainer.net, Xt.to(trainer.device), yt.to(trainer.device), task, target,
+        dev = trainer.strategy.device
+        last = test_score(trainer.model.net, Xt.to(dev), yt.to(dev), task, target,
                           trainer.model.to_data_units)
         extra = {
             "threads": trainer.cfg.get("threads"),
-            "optimizer": describe_optimizer(trainer.optimizer),
+            "optimizer": describe_optimizer(trainer.procedure.optimizer),
             "best_epoch": run.best_epoch,
             "last_epoch_score": last,
             "breakdown": {
@@ -202,10 +208,10 @@ def run_engine(cfg: dict[str, Any], *, keep: bool = False) -> Result:
         }
         if len(wrapped) == 2:
             extra["breakdown"]["between"] = seconds - t_setup - spent["train"] - spent["finish"]
-        objects = {"optimizer": trainer.optimizer}
+        objects = {"optimizer": trainer.procedure.optimizer}
         if keep:
             objects.update(trainer=trainer, run=run, workdir=workdir)
-        return Result(seconds, score, spent["train"] if "train" in wrapped else None, extra, weights(trainer.net),
+        return Result(seconds, score, spent["train"] if "train" in wrapped else None, extra, weights(trainer.model.net),
                       objects)
     finally:
         if not keep:
@@ -219,7 +225,7 @@ def probe_engine(cfg: dict[str, Any]) -> tuple[Any, int]:
     workdir = Path(tempfile.mkdtemp(prefix="zoo-bench-"))
     try:
         trainer = engine.Trainer(cfg, None, out=workdir / "run")
-        return trainer.optimizer, int(trainer.cfg.get("threads") or torch.get_num_threads())
+        return trainer.procedure.optimizer, int(trainer.cfg.get("threads") or torch.get_num_threads())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -229,29 +235,30 @@ def probe_engine(cfg: dict[str, Any]) -> tuple[Any, int]:
 
 def _setup(cfg: dict[str, Any], device: torch.device):
     """Data and model exactly as ``zoo.engine.Trainer`` makes them, consuming the RNG as it does."""
-    from zoo import engine
+    from zoo import parts
     from zoo.config import entries_for
+    from zoo.evaluation import training_targets
 
     combo = entries_for(cfg)
     seed = cfg["seed"]
     torch.manual_seed(seed)
-    splits = engine.load_data(combo, cfg)
+    splits = parts.load_data(combo, cfg)
     meta, target = splits.meta, combo.loss.spec.target
     mcfg = {**cfg, "target": target, "meta": meta.to_json()}
     torch.manual_seed(seed)
-    run_model = engine.build_model(combo, mcfg, meta)
-    engine.fit_scales(run_model, splits, mcfg, combo)  # the engine's preprocessing buffers
+    run_model = parts.build_model(combo, mcfg, meta)
+    parts.fit_scales(run_model, splits, mcfg, combo)  # the engine's preprocessing buffers
     run_model.to(device)
     X, y = splits.train
-    y = engine.training_targets(run_model, y.to(device), target)  # regression: standardised, as the engine does
-    loss_fn = engine.build_loss(combo, cfg, device)
+    y = training_targets(run_model, y.to(device), target)  # regression: standardised, as the engine does
+    loss_fn = parts.build_loss(combo, cfg, device)
     return splits, meta, target, run_model, loss_fn, (X, y)
 
 
 def run_tight(cfg: dict[str, Any], *, threads: int, make_optimizer: Callable[[Any], Any],
               epochs: int | None = None) -> Result:
     """The tight loop (see the module docstring); ``epochs=0`` only builds (for diagnosis)."""
-    from zoo import engine
+    from zoo.evaluation import training_targets
 
     device = torch.device(cfg["device"])
     epochs = cfg["epochs"] if epochs is None else epochs
@@ -262,7 +269,7 @@ def run_tight(cfg: dict[str, Any], *, threads: int, make_optimizer: Callable[[An
     model = run_model.net  # the network the engine trains, on standardised inputs and targets
     X, y = X.to(device), y.to(device)
     Xv, yv = (t.to(device) for t in splits.val)
-    yv = engine.training_targets(run_model, yv, target)
+    yv = training_targets(run_model, yv, target)
     opt = make_optimizer(model.parameters())
     gen = torch.Generator(device="cpu").manual_seed(cfg["seed"])
     n, bs = len(X), cfg["batch_size"]
@@ -298,18 +305,20 @@ def run_guide(cfg: dict[str, Any]) -> Result:
     """The tutorials' loop: a shuffling DataLoader, default optimizer, default threads."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from zoo import engine
+    from zoo.evaluation import training_targets
 
     device = torch.device(cfg["device"])
     gc.collect()
     t0 = time.perf_counter()
     splits, meta, target, run_model, loss_fn, (X, y) = _setup(cfg, device)
     model = run_model.net
-    opt = GUIDE_OPTIMIZERS[cfg["optimizer"]](model.parameters(), cfg)
+    opt = GUIDE_OPTIMIZERS[cfg["optimizer"]](model.parameters(), {"momentum": 0.0, "nesterov": False,
+                                                                  "weight_decay": 0.0, **cfg["optimizer_params"],
+                                                                  "lr": cfg["lr"]})
     bs = cfg["batch_size"]
     loader = DataLoader(TensorDataset(X.cpu(), y.cpu()), batch_size=bs, shuffle=True)
     Xv, yv = splits.val
-    val_loader = DataLoader(TensorDataset(Xv, engine.training_targets(run_model, yv.to(device), target).cpu()),
+    val_loader = DataLoader(TensorDataset(Xv, training_targets(run_model, yv.to(device), target).cpu()),
                             batch_size=bs)
     train_seconds = 0.0
     for _ in range(cfg["epochs"]):
@@ -345,7 +354,7 @@ def sklearn_params(cfg: dict[str, Any]) -> dict[str, Any]:
     """The ``MLPRegressor``/``MLPClassifier`` settings that do the engine's work: every epoch, plain Adam."""
     if cfg["model"] != "mlp":
         raise ValueError(f"scikit-learn has no counterpart for model '{cfg['model']}'")
-    if cfg["optimizer"] != "adam" or cfg["schedule"] != "none" or cfg["weight_decay"]:
+    if cfg["optimizer"] != "adam" or cfg["schedule"] != "none" or cfg["optimizer_params"].get("weight_decay"):
         raise ValueError("the scikit-learn comparison needs adam, schedule none and no weight decay")
     mp = cfg["model_params"]
     if mp.get("dropout"):
@@ -371,7 +380,7 @@ def run_sklearn(cfg: dict[str, Any]) -> Result:
     """scikit-learn on the engine's splits (standardised features); regression targets standardised too.
 
     scikit-learn's MLPRegressor fits raw targets; the engine's network learns standardised
-    ones (its loss is computed on them, see ``zoo.engine.training_targets``). To give scikit-learn the same problem, its targets
+    ones (its loss is computed on them, see ``zoo.evaluation.training_targets``). To give scikit-learn the same problem, its targets
     are standardised with the training split's mean and std (as the engine's) and its
     predictions mapped back to the data's units before the test MSE.
     """
@@ -379,13 +388,13 @@ def run_sklearn(cfg: dict[str, Any]) -> Result:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-    from zoo import engine
     from zoo.config import entries_for
+    from zoo.parts import load_data
 
     params = sklearn_params(cfg)
     gc.collect()
     t0 = time.perf_counter()
-    splits = engine.load_data(entries_for(cfg), cfg)
+    splits = load_data(entries_for(cfg), cfg)
     task = splits.meta.task
     X, y = (t.numpy() for t in splits.train)
     Xt, yt = (t.numpy() for t in splits.test)

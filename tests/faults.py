@@ -38,9 +38,14 @@ import zoo.engine  # noqa: F401 - imports torch once, before any fork
 import zoo_losses.losses  # noqa: F401 - and everything a run of the recipe imports, so children start warm
 import zoo_tabular.datasets  # noqa: F401
 import zoo_tabular.models  # noqa: F401
+import zoo_training.metrics  # noqa: F401
+import zoo_training.optimizers  # noqa: F401
+import zoo_training.schedules  # noqa: F401
+import zoo_training.strategies  # noqa: F401
+import zoo_training.supervised  # noqa: F401
 import sklearn.metrics  # noqa: F401
 import sklearn.model_selection  # noqa: F401
-from zoo import configfile, inference, locks, metrics, resumable, runlist  # noqa: F401
+from zoo import configfile, inference, locks, resumable, runlist  # noqa: F401
 from zoo.cli import main
 from zoo.registry import get_registry
 

@@ -63,14 +63,14 @@ def test_a_parameter_two_parts_share_must_be_prefixed():
 
     from zoo import DatasetSpec, LossSpec, ModelSpec, Param, hookimpl
     from zoo.config import resolve
-    from zoo.registry import Registry
+    from zoo.registry import Registry, get_registry
 
     mod = types.ModuleType("p")
     mod.zoo_datasets = hookimpl(lambda: [DatasetSpec(name="d", summary="s", tasks=("binary",), impl="m:f",
                                                      params={"epochs": Param("int", 1)})])
     mod.zoo_models = hookimpl(lambda: [ModelSpec(name="m", summary="s", tasks=("binary",), impl="m:f")])
     mod.zoo_losses = hookimpl(lambda: [LossSpec(name="l", summary="s", tasks=("binary",), impl="m:f")])
-    reg = Registry.from_modules({"p": mod})
+    reg = Registry.from_modules({"p": mod, "training": get_registry().plugins["training"].module})
     with pytest.raises(UsageError, match="--set epochs is ambiguous.*dataset.epochs or train.epochs"):
         resolve(dataset="d", model="m", loss="l", sets={"epochs": "3"}, registry=reg)
     cfg = resolve(dataset="d", model="m", loss="l", sets={"dataset.epochs": "3", "train.epochs": "5"}, registry=reg)

@@ -118,15 +118,15 @@ def test_a_run_reloads_to_identical_predictions(tmp_path):
 
 
 def test_reload_check_fails_loudly_when_the_file_predicts_differently(tmp_path):
-    from zoo import engine
     from zoo.config import entries_for
+    from zoo.saved import reload_check
 
     run = zoo.train("blobs-mlp", epochs=1, quiet=True, out=tmp_path / "run")
     state = {k: v.clone() for k, v in run.model.state_dict().items()}
     state[next(iter(state))].add_(1e-3)  # same keys and shapes, different numbers
     checkpoint.save_weights(state, run.dir / "model.safetensors")
     with pytest.raises(CheckpointError, match=r"reload check failed: .* predicts differently"):
-        engine.reload_check(run.model, run.dir, entries_for(run.config), run.config, torch.randn(16, 2))
+        reload_check(run.model, run.dir, entries_for(run.config), run.config, torch.randn(16, 2))
 
 
 def test_eval_reports_a_mismatched_weights_file(tmp_path):

@@ -137,7 +137,7 @@ def test_train_then_eval_a_combination(zoo_cli, tmp_path):
         "checkpoint.json", "checkpoints", "config.json", "history.csv", "metrics.json", "model.safetensors", "run.json"]
     (generation,) = (run / "checkpoints").iterdir()
     assert sorted(p.name for p in generation.iterdir()) == [
-        "best.safetensors", "last.safetensors", "optimizer.safetensors", "rng.safetensors", "trainer.json"]
+        "callbacks.safetensors", "last.safetensors", "procedure.safetensors", "rng.safetensors", "trainer.json"]
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["hidden"] == [8] and cfg["dataset"]["n_samples"] == 400 and cfg["train"]["seed"] == 3
     assert json.loads((run / "run.json").read_text())["status"] == "finished"

@@ -16,8 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.config import TRAIN_PARAMS, resolve
-from zoo.engine import LRSchedule
+from zoo.config import resolve
 from zoo.errors import UsageError
 
 from helpers import run_zoo
@@ -93,27 +92,10 @@ def test_l1_penalty_shrinks_weights(tmp_path):
 
 
 def test_nesterov_needs_sgd_with_momentum():
-    with pytest.raises(UsageError, match="nesterov=True has no effect with optimizer=adam: only sgd has Nesterov"):
+    with pytest.raises(UsageError, match="nesterov=true has no effect with optimizer=adam: only the sgd optimizer uses nesterov"):
         resolve("blobs-mlp", sets={"nesterov": "true"})
     with pytest.raises(UsageError, match=r"nesterov needs momentum > 0"):
         resolve("blobs-mlp", sets={"nesterov": "true"}, optimizer="sgd")
-
-
-def test_learning_rate_schedules():
-    cfg = {k: p.default for k, p in TRAIN_PARAMS.items()} | {"lr": 1.0, "epochs": 10}
-    cos = LRSchedule({**cfg, "schedule": "cosine"}, steps_per_epoch=10)
-    assert cos.factor(0) == 1.0 and cos.factor(50) == pytest.approx(0.5) and cos.factor(100) == pytest.approx(0.0)
-    step = LRSchedule({**cfg, "schedule": "step", "step_size": 3, "gamma": 0.1}, steps_per_epoch=10)
-    assert [round(step.factor(e * 10), 6) for e in (0, 2, 3, 6)] == [1.0, 1.0, 0.1, 0.01]
-    warm = LRSchedule({**cfg, "warmup_epochs": 1.0}, steps_per_epoch=10)
-    assert [warm.factor(s) for s in (0, 4, 9, 10)] == [0.1, 0.5, 1.0, 1.0]
-    plateau = LRSchedule({**cfg, "schedule": "plateau", "plateau_patience": 2, "gamma": 0.5}, steps_per_epoch=10)
-    for v in (1.0, 0.9, 0.95, 0.93):  # improves, then two bad epochs
-        plateau.epoch_end(v)
-    assert plateau.factor(0) == 0.5
-    restored = LRSchedule({**cfg, "schedule": "plateau"}, 10)
-    restored.load(json.loads(json.dumps(plateau.state())))
-    assert restored.factor(0) == 0.5
 
 
 FLAKY_LOSS = """
@@ -155,7 +137,9 @@ def test_a_non_finite_loss_stops_at_once_names_the_loss_and_keeps_the_last_good_
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("flakyloss", None)
     tabular = get_registry().plugins["tabular"].module
-    reg = Registry.from_modules({"tabular": tabular, "flaky": importlib.import_module("flakyloss")})
+    training = get_registry().plugins["training"].module  # optimizers, schedules, metrics, the procedure
+    reg = Registry.from_modules({"tabular": tabular, "training": training,
+                                 "flaky": importlib.import_module("flakyloss")})
     # 400 samples: 240 train = 8 batches of 32 an epoch, then one validation call; the 11th call is NaN
     with pytest.raises(zoo.ZooError) as err:
         zoo.train(dataset="sine", model="mlp", loss="flaky", params={"n_samples": 400, "loss.after": 10},

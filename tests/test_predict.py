@@ -16,7 +16,8 @@ from helpers import run_zoo
 from zoo import runs
 from zoo.config import entries_for
 from zoo.data import split_arrays
-from zoo.engine import load_data, load_run_model
+from zoo.parts import load_data
+from zoo.saved import load_run_model
 from zoo.errors import UsageError
 from zoo.inference import predict_file
 

@@ -15,7 +15,8 @@ import zoo
 from helpers import run_zoo
 from zoo import runs
 from zoo.errors import UsageError
-from zoo.runlist import _fmt, list_runs, read_history
+from zoo.runlist import _fmt, list_runs
+from zoo.runs import RunDir
 
 PROBE = """
 import runpy, sys
@@ -85,7 +86,7 @@ def test_lists_every_status_newest_first_and_skips_non_runs(root):
 def test_finished_run_row(root):
     row = {r["name"]: r for r in list_runs(root)}["reg-finished"]
     metrics = json.loads((root / "reg-finished" / runs.METRICS).read_text())
-    history = read_history(root / "reg-finished")
+    history = RunDir(root / "reg-finished").read_history()
     assert row["recipe"] == "regression-mlp"
     assert (row["dataset"], row["model"], row["loss"], row["task"]) == ("sine", "mlp", "mse", "regression")
     assert row["epochs"] == row["planned_epochs"] == 2
@@ -103,7 +104,7 @@ def test_failed_running_and_broken_rows(root):
     assert failed["error"] == json.loads((root / "failed" / runs.STATUS).read_text())["error"]
     assert "loss" in failed["error"]
     running = by_name["running"]  # no metrics.json: best derived from history.csv
-    history = read_history(root / "running")
+    history = RunDir(root / "running").read_history()
     best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
     assert running["best_epoch"] == best + 1
     assert running["best_value"] == pytest.approx(history[best]["val_loss"])

@@ -346,7 +346,7 @@ def test_info_names_a_failed_plugin_and_shows_bounds_and_required(tmp_path, zoo_
 
 
 def test_every_training_setting_is_listed_with_type_default_and_bounds(zoo_cli):
-    from zoo.config import TRAIN_PARAMS
+    from zoo.settings import TRAIN_PARAMS
 
     info = zoo_cli("info", "train")
     assert info.returncode == 0
@@ -359,8 +359,8 @@ def test_every_training_setting_is_listed_with_type_default_and_bounds(zoo_cli):
     assert "clip_grad" in lines and "warmup_epochs" in lines and "checkpoint_every" in lines
     assert zoo_cli("list", "settings").stdout == info.stdout
     described = json.loads(zoo_cli("info", "train", "--json").stdout)
-    assert set(described) == set(TRAIN_PARAMS) and described["momentum"]["used_only_with"] == {
-        "optimizer": ["sgd", "rmsprop"]}
+    assert set(described) == set(TRAIN_PARAMS) and described["compile_backend"]["used_only_with"] == {
+        "compile": [True]}
 
 
 # -- 13. one spelling of a config everywhere ---------------------------------------------------------
@@ -486,9 +486,9 @@ def test_predict_takes_image_batches_and_eval_scores_a_labelled_file(tmp_path, z
 def test_eval_scores_a_labelled_regression_file_in_the_datas_units(tmp_path):
     run = zoo.train("regression-mlp", params=SMALL, epochs=2, quiet=True, out=tmp_path / "r")
     from zoo.config import entries_for
-    from zoo.engine import load_data
+    from zoo.parts import load_data
 
-    cfg = zoo.engine.runs.read_config(run.dir)
+    cfg = zoo.runs.read_config(run.dir)
     raw = load_data(entries_for(cfg), {**cfg, "dataset_params": {**cfg["dataset_params"], "standardize": False}})
     X, y = raw.test
     np.savez(tmp_path / "t.npz", X=X.numpy(), y=y.numpy())

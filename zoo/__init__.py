@@ -11,10 +11,11 @@ __version__ = "0.2.0"
 
 from .errors import ZooError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
-from .spec import DatasetSpec, LossSpec, ModelSpec, Param, RecipeSpec  # noqa: E402
+from .spec import (CallbackSpec, DatasetSpec, LossSpec, MetricSpec, ModelSpec, OptimizerSpec,  # noqa: E402
+                   Param, ProcedureSpec, RecipeSpec, ScheduleSpec, StrategySpec)
 
-_LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "Run": "engine",
-         "RunModel": "engine"}
+_LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "resume": "api", "Run": "engine",
+         "RunModel": "parts", "Callback": "callbacks"}
 
 
 def __getattr__(name: str):
@@ -27,5 +28,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__", "ZooError", "hookimpl", "DatasetSpec", "ModelSpec", "LossSpec", "RecipeSpec", "Param",
-    "train", "evaluate", "predict", "load", "Run", "RunModel",
+    "OptimizerSpec", "ScheduleSpec", "MetricSpec", "CallbackSpec", "ProcedureSpec", "StrategySpec",
+    "train", "evaluate", "predict", "load", "resume", "Run", "RunModel", "Callback",
 ]

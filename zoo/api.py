@@ -6,9 +6,14 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import engine
+from typing import TYPE_CHECKING, Iterable
+
 from .config import resolve
 from .registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .callbacks import Callback
+    from .engine import Run
 
 
 def train(
@@ -22,8 +27,9 @@ def train(
     quiet: bool = False,
     progress: str = "auto",
     registry: Registry | None = None,
+    callbacks: Iterable[str | Callback] = (),
     **settings: Any,
-) -> engine.Run:
+) -> Run:
     """Train a recipe, or a dataset + model (+ loss), and save a run directory.
 
     ``params`` sets component hyperparameters (``{"model.hidden": [32, 32]}`` or
@@ -33,15 +39,34 @@ def train(
     default loss is used. ``progress``: ``"auto"`` (one progress bar over the epochs in a
     notebook or terminal, nothing otherwise), ``"bar"``, ``"lines"`` (a line per epoch on
     stderr) or ``"none"``; ``quiet=True`` is ``"none"`` and also drops the notes about
-    choices made for you. Returns a :class:`zoo.engine.Run` whose ``history`` is a list of
-    per-epoch rows that also answers columns (``run.history["val_loss"]``).
+    choices made for you. ``callbacks``: names of installed callbacks (``zoo list callbacks``; their
+    parameters go in ``params`` as ``{"callback.NAME.key": value}``) and :class:`zoo.Callback` objects.
+    Returns a :class:`zoo.engine.Run` whose ``history`` is a list of per-epoch rows that also
+    answers columns (``run.history["val_loss"]``).
     """
+    from . import engine
     from .progress import api_reporter
 
     note = None if quiet else (lambda msg: print(f"note: {msg}", file=sys.stderr))
+    callbacks = list(callbacks)
+    names = [c for c in callbacks if isinstance(c, str)]
+    objects = [c for c in callbacks if not isinstance(c, str)]
     cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=params, registry=registry, note=note,
-                  **settings)
-    return engine.fit(cfg, registry=registry, out=out, reporter=api_reporter("none" if quiet else progress))
+                  callbacks=names, **settings)
+    return engine.fit(cfg, registry=registry, out=out, reporter=api_reporter("none" if quiet else progress),
+                      callbacks=objects)
+
+
+def resume(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, quiet: bool = False,
+           progress: str = "auto", callbacks: Iterable[Callback] = ()) -> Run:
+    """Continue a saved run (stopped, interrupted or killed) from its last checkpoint, exactly as
+    ``zoo train --resume`` does, up to ``epochs`` in total; ``callbacks`` are the objects given to
+    :func:`train` (their state is restored from the checkpoint)."""
+    from . import engine
+    from .progress import api_reporter
+
+    return engine.resume(run_dir, epochs=epochs, device=device, reporter=api_reporter("none" if quiet else progress),
+                         callbacks=callbacks)
 
 
 def evaluate(run_dir: str | Path, split: str = "test", device: str = "auto",
@@ -53,7 +78,9 @@ def evaluate(run_dir: str | Path, split: str = "test", device: str = "auto",
         from .inference import evaluate_file
 
         return evaluate_file(run_dir, input, device=device)
-    return engine.evaluate_run(run_dir, split=split, device=device)
+    from .saved import evaluate_run
+
+    return evaluate_run(run_dir, split=split, device=device)
 
 
 def predict(run_dir: str | Path, X: Any, device: str = "cpu"):
@@ -67,6 +94,8 @@ def predict(run_dir: str | Path, X: Any, device: str = "cpu"):
 
 def load(run_dir: str | Path, device: str = "cpu"):
     """The saved run's model, in eval mode, weights and preprocessing loaded strictly: a
-    :class:`zoo.engine.RunModel` that takes RAW inputs (the run's fitted standardisation is inside it)
+    :class:`zoo.parts.RunModel` that takes RAW inputs (the run's fitted standardisation is inside it)
     and returns predictions in the data's units (logits for classification; ``.classes`` names them)."""
-    return engine.load_run_model(run_dir, device)[0]
+    from .saved import load_run_model
+
+    return load_run_model(run_dir, device)[0]

@@ -19,9 +19,10 @@ from typing import Any, Callable
 from .errors import did_you_mean
 
 #: Positional arguments each kind's implementation takes before its keyword parameters.
-POSITIONAL = {"model": ("input_shape", "out_features")}
+POSITIONAL = {"model": ("input_shape", "out_features"), "optimizer": ("params",), "schedule": ("optimizer",),
+              "metric": ("pred", "y"), "procedure": ("ctx",), "strategy": ("settings",)}
 #: Keyword arguments the core passes besides the declared parameters.
-IMPLICIT = {"dataset": ("seed",)}
+IMPLICIT = {"dataset": ("seed",), "optimizer": ("lr",), "schedule": ("plan",), "metric": ("target",)}
 #: The positional arguments of a dataset's optional ``"module:attribute"`` references.
 REFERENCE_ARGS = {"encode": ("table", "state"), "example": ("directory",), "infer_task": ("params",)}
 
@@ -126,24 +127,27 @@ def signature_problems(spec: Any, impl: Callable) -> list[str]:
     return problems
 
 
-def _arity_problems(what: str, ref: str, fn: Callable, args: tuple[str, ...]) -> list[str]:
+def _arity_problems(what: str, ref: str, fn: Callable, args: tuple[str, ...],
+                    keywords: tuple[str, ...] = ()) -> list[str]:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):  # a builtin or C callable: nothing to compare
         return []
     try:
-        sig.bind(*args)
+        sig.bind(*args, **{k: None for k in keywords})
     except TypeError as exc:
-        return [f"{what} '{ref}' must take ({', '.join(args)}): {exc}"]
+        shown = ", ".join([*args, *(f"{k}=" for k in keywords)])
+        return [f"{what} '{ref}' must take ({shown}): {exc}"]
     return []
 
 
 def implementation_problems(spec: Any) -> list[str]:
     """Import what ``spec`` names and check it fits the declaration; imports plugin code.
 
-    For a dataset, model or loss: the implementation imports, is callable and accepts
-    the declared parameters; for a dataset also its optional ``encode``, ``example`` and
-    ``infer_task`` references (each imports and takes its positional arguments).
+    For every kind but recipes: the implementation imports, is callable and accepts what the
+    core passes it (:data:`POSITIONAL`, :data:`IMPLICIT`) and the declared parameters; for a
+    dataset also its optional ``encode``, ``example`` and ``infer_task`` references, for a
+    metric its ``fast`` version (each imports and takes its positional arguments).
     A recipe names no implementation.
     """
     if spec.kind == "recipe":
@@ -157,6 +161,9 @@ def implementation_problems(spec: Any) -> list[str]:
             continue
         fn, bad = _load(field_name, ref)
         problems += bad or _arity_problems(field_name, ref, fn, args)
+    if spec.kind == "metric" and spec.fast:
+        fn, bad = _load("fast", spec.fast)
+        problems += bad or _arity_problems("fast", spec.fast, fn, POSITIONAL["metric"], IMPLICIT["metric"])
     return problems
 
 

@@ -17,10 +17,9 @@ import click
 
 from . import __version__
 from .errors import UsageError, ZooError, did_you_mean
-from .registry import PLURAL, get_registry
-
-KIND_ARGS = {"datasets": "dataset", "models": "model", "losses": "loss", "recipes": "recipe"}
-KIND_ARGS.update({v: v for v in list(KIND_ARGS.values())})
+from .kinds import KIND_ARGS, KIND_TABLE, KINDS, PLURAL
+from .registry import get_registry
+from .settings import FLAGS, TRAIN_PARAMS
 
 
 DEBUG_ENV = "ZOO_DEBUG"
@@ -48,6 +47,9 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `zoo list | head`: the reader left; nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -105,15 +107,16 @@ def _tasks(spec) -> str:
 
 
 @main.command("list")
-@click.argument("kind", required=False, metavar="[datasets|models|losses|recipes|settings]")
+@click.argument("kind", required=False, metavar="[KIND|settings]")
 @click.argument("pattern", required=False)
 @click.option("--task", help="Only what supports this task (regression, binary, multiclass, reconstruction).")
 @click.option("--input", "input_kind", help="Only what takes this input kind (tabular, image, sequence).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind: str | None, as_json: bool) -> None:
-    """List installed datasets, models, losses and recipes (optionally filtered by PATTERN).
+    """List what the installed plugins contribute, of one KIND or all (optionally filtered by PATTERN).
 
-    'zoo list settings' lists the training settings (as 'zoo info train').
+    KIND is one of: datasets, models, losses, optimizers, schedules, procedures, strategies,
+    metrics, callbacks, recipes. 'zoo list settings' lists the training settings (as 'zoo info train').
     """
     from .spec import INPUT_KINDS, TASKS
 
@@ -158,9 +161,10 @@ def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind
             continue
         click.secho(PLURAL[k], bold=True)
         header = ("NAME", "PLUGIN", "COMPONENTS" if k == "recipe" else "TASKS", "SUMMARY")
+        default = KINDS[k].default
         table = [
             (e.name, e.plugin.name, _tasks(e.spec) if k != "recipe" else f"{e.spec.dataset}+{e.spec.model}+{e.spec.loss}",
-             e.spec.summary)
+             ("(default) " if e.name == default else "") + e.spec.summary)
             for e in section
         ]
         click.echo(format_table(header, table, max_width=width, shrink=(3,), min_width=20, indent="  "))
@@ -174,7 +178,8 @@ def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def info_cmd(name: str, as_json: bool) -> None:
-    """Explain a dataset, model, loss or recipe: summary, plugin, tasks, hyperparameters.
+    """Explain a component (a dataset, model, loss, optimizer, schedule, metric, callback, procedure,
+    strategy or recipe): summary, plugin, tasks, hyperparameters and how to use it.
 
     'zoo info train' lists every training setting (type, default, bounds, what it does).
     """
@@ -211,7 +216,11 @@ def info_cmd(name: str, as_json: bool) -> None:
                 click.echo(f"  training: {_fmt_params(s.train)}")
             click.echo(f"  run it:   zoo train {s.name}")
             continue
-        click.echo(f"  tasks:    {', '.join(s.tasks)}")
+        if s.tasks:
+            click.echo(f"  tasks:    {', '.join(s.tasks)}")
+        use = _how_to_use(s)
+        if use:
+            click.echo(f"  use:      {use}")
         if s.kind == "dataset":
             click.echo(f"  input:    {s.input}")
             if s.infer_task:
@@ -227,12 +236,33 @@ def info_cmd(name: str, as_json: bool) -> None:
             if s.default_for:
                 click.echo(f"  default:  the loss 'zoo train' picks for {', '.join(s.default_for)} tasks "
                            "when none is named")
+        elif s.kind == "metric":
+            click.echo(f"  better:   {'higher' if s.higher_is_better else 'lower'}")
+            if s.default_for:
+                click.echo(f"  default:  reported by every {', '.join(s.default_for)} run")
+        elif s.kind == "schedule" and s.warmup:
+            click.echo("  warm-up:  applies warmup_epochs (a linear warm-up) itself")
         click.echo(f"  implementation: {s.impl}")
+        if getattr(s, "fast", None):
+            click.echo(f"  per epoch:      {s.fast} (torch; the history's figures)")
         if s.params:
             click.echo(f"  hyperparameters (zoo train --set {s.kind}.KEY=VALUE):")
             click.echo(_param_table(s.params, indent="    "))
         else:
             click.echo("  hyperparameters: none")
+
+
+def _how_to_use(spec) -> str:
+    """How a user chooses this component, or '' (datasets, models, losses and recipes say it elsewhere)."""
+    kind = KINDS[spec.kind]
+    if kind.part and spec.kind not in ("dataset", "model", "loss"):
+        default = " (the default)" if spec.name == kind.default else ""
+        return f"zoo train ... --{spec.kind} {spec.name}{default}"
+    if spec.kind == "metric":
+        return f"zoo train ... --set metrics={spec.name} (reported as val_{spec.name}; monitor=val_{spec.name})"
+    if spec.kind == "callback":
+        return f"zoo train ... --callback {spec.name}, or zoo.train(..., callbacks=['{spec.name}'])"
+    return ""
 
 
 def _param_default(prm) -> str:
@@ -262,7 +292,7 @@ def _param_table(params, indent: str = "  ") -> str:
 
 
 def _print_settings(as_json: bool) -> None:
-    from .config import TRAIN_PARAMS, USED_ONLY_WITH
+    from .settings import USED_ONLY_WITH
 
     if as_json:
         click.echo(json.dumps({k: {**p.describe(), **({"used_only_with": {USED_ONLY_WITH[k][0]:
@@ -272,8 +302,15 @@ def _print_settings(as_json: bool) -> None:
         return
     click.secho("training settings", bold=True)
     click.echo("  zoo train --set KEY=VALUE (or train.KEY), a [train] table in a config file, or zoo.train(KEY=...);")
-    click.echo("  the common ones also have flags (--epochs, --lr, ...).")
+    click.echo("  the common ones also have flags (" + ", ".join(f"--{k.replace('_', '-')}" for k in FLAGS[:3])
+               + ", ...).")
     click.echo(_param_table(TRAIN_PARAMS))
+    click.secho("parts of a run chosen by name (each with its own hyperparameters: zoo info NAME)", bold=True)
+    for kind in KIND_TABLE:
+        if kind.part and kind.default:
+            click.echo(f"  --{kind.name:<10} {kind.doc}; default {kind.default} (zoo list {kind.plural})")
+    click.echo("  --callback   observers of the loop, repeatable (zoo list callbacks); --set metrics=NAME,... adds "
+               "metrics (zoo list metrics)")
 
 
 @main.command("plugins")
@@ -307,7 +344,7 @@ def plugins_cmd(check: bool, as_json: bool) -> None:
         click.echo(f"  entry point: {p.name} = {p.value}")
         if p.contract:
             click.echo(f"  contract:    {p.contract}")
-        for kind in ("dataset", "model", "loss", "recipe"):
+        for kind in KINDS:
             names = p.contributes.get(kind)
             if names:
                 click.echo(f"  {PLURAL[kind] + ':':<12} {', '.join(names)}")
@@ -335,9 +372,23 @@ def _fmt_params(params) -> str:
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in params.items())
 
 
-#: ``zoo train`` flags that are training settings (flag name -> config key).
-TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "patience", "monitor", "seed",
-               "device")
+_CLICK_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _setting_flags(command):
+    """The ``zoo train`` flags generated from the declarations: the settings in :data:`zoo.settings.FLAGS`, a
+    flag per part of a run chosen by name (``--optimizer``, ``--schedule``, ...), ``--weight-decay``."""
+    for key in reversed(FLAGS):
+        p = TRAIN_PARAMS[key]
+        command = click.option(f"--{key.replace('_', '-')}", key, type=_CLICK_TYPES.get(p.type, str),
+                               help=p.help[:1].upper() + p.help[1:] + ".")(command)
+    command = click.option("--weight-decay", "weight_decay", type=float,
+                           help="The optimizer's weight decay (as --set optimizer.weight_decay).")(command)
+    for kind in reversed([k for k in KIND_TABLE if k.part and k.default]):
+        command = click.option(f"--{kind.name}", kind.name,
+                               help=f"The {kind.name} ({kind.doc}): a name from 'zoo list {kind.plural}' "
+                                    f"(default {kind.default}).")(command)
+    return command
 
 
 @main.command("train")
@@ -345,16 +396,10 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_de
 @click.option("--dataset", "-d", help="Dataset name (overrides the recipe's).")
 @click.option("--model", "-m", help="Model name (overrides the recipe's).")
 @click.option("--loss", "-l", help="Loss name (overrides the recipe's; default: the dataset task's default loss).")
-@click.option("--epochs", type=int, help="Total passes over the training split.")
-@click.option("--batch-size", type=int, help="Samples per optimizer step.")
-@click.option("--lr", type=float, help="Learning rate.")
-@click.option("--optimizer", help="sgd, adam, adamw, rmsprop or adagrad.")
-@click.option("--schedule", help="Learning-rate schedule: none, cosine, step or plateau.")
-@click.option("--weight-decay", type=float, help="L2 penalty.")
-@click.option("--patience", type=int, help="Early stopping: epochs without improvement (0: off).")
-@click.option("--monitor", help="Validation figure for early stopping and best weights (val_loss, val_accuracy, ...).")
-@click.option("--seed", type=int, help="Seed for splits, initialisation and shuffling.")
-@click.option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+@_setting_flags
+@click.option("--callback", "callbacks", multiple=True, metavar="NAME",
+              help="Enable a callback ('zoo list callbacks'; repeatable; --set callback.NAME.KEY=VALUE sets its "
+                   "parameters).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A hyperparameter or setting, e.g. model.hidden=64,64, dropout=0.1, clip_grad=1 (repeatable; "
                    "'zoo info train' lists every training setting).")
@@ -369,8 +414,8 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_de
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to create (default runs/<name>-<time>).")
 @click.option("--plot", is_flag=True, help="Also write the run's pictures (as 'zoo plot').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, config_format, resume_dir, out, plot,
-              quiet, **flags):
+def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_config, config_format, resume_dir,
+              out, plot, quiet, **flags):
     """Train RECIPE, or --dataset/--model/--loss, and save a run directory.
 
     \b
@@ -392,13 +437,13 @@ def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, con
     if resume_dir is not None:
         extra = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k not in ("epochs", "device")]
         extra += [f for f, v in (("RECIPE", recipe), ("--dataset", dataset), ("--model", model), ("--loss", loss),
-                                 ("--set", sets), ("--config", config_file), ("--out", out),
-                                 ("--print-config", print_config)) if v]
+                                 ("--callback", callbacks), ("--set", sets), ("--config", config_file),
+                                 ("--out", out), ("--print-config", print_config)) if v]
         if extra:
             raise UsageError(f"--resume continues a run with its own config; only --epochs (the total) and --device "
                              f"may be given, not {', '.join(extra)}")
         from . import engine
-        from .config import check_device
+        from .settings import check_device
 
         if flags["device"]:
             check_device(flags["device"])
@@ -408,7 +453,8 @@ def train_cmd(recipe, dataset, model, loss, sets, config_file, print_config, con
 
         base = load(config_file) if config_file else None
         cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=parse_sets(sets), base=base,
-                      note=None if quiet else (lambda text: click.echo(f"note: {text}", err=True)), **flags)
+                      note=None if quiet else (lambda text: click.echo(f"note: {text}", err=True)),
+                      callbacks=list(callbacks), **flags)
         if print_config:
             click.echo(dump(to_document(cfg), config_format), nl=False)
             return
@@ -446,7 +492,7 @@ def eval_cmd(run_dir: str, split: str, input_path: str | None, device: str, as_j
     zoo eval runs/moons-mlp-20261126-151201 --input new.npz   a new labelled file
     """
     from .api import evaluate
-    from .config import check_device
+    from .settings import check_device
 
     check_device(device)
     source = f"{input_path}" if input_path else split

@@ -1,19 +1,24 @@
-"""Resolving what to train: a recipe or dataset + model + loss, overrides, checks.
+"""Resolving what to train: a recipe, or a dataset + model (+ loss), the other parts of a run, overrides,
+checks.
 
-Everything here is light (no torch): it runs before any data is loaded, so a bad
-name, value or combination is refused before training starts.
+Everything here is light (no torch): it runs before any data is loaded, so a bad name, value
+or combination is refused before training starts, and again on every read of a run's files.
 
-A config has one spelling everywhere (see :mod:`zoo.configfile` for files)::
+A run has one of each *part* (:data:`zoo.kinds.PARTS`: dataset, model, loss, optimizer,
+schedule, procedure, strategy), chosen by name with its hyperparameters, plus training
+settings (:mod:`zoo.settings`), callbacks and metrics. A config has one spelling everywhere
+(see :mod:`zoo.configfile` for files)::
 
-    recipe = "moons-mlp"          # optional
-    [dataset]  name = "moons"   noise = 0.3      # --set dataset.noise=0.3
-    [model]    name = "mlp"     hidden = [32, 32] # --set model.hidden=32,32
-    [loss]     name = "cross-entropy"
-    [train]    epochs = 20      lr = 0.01         # --set train.lr=0.01, --lr 0.01
+    recipe = "moons-mlp"                       # optional
+    [dataset]   name = "moons"  noise = 0.3    # --set dataset.noise=0.3
+    [model]     name = "mlp"    hidden = [32]  # --set model.hidden=32
+    [optimizer] name = "sgd"    momentum = 0.9 # --optimizer sgd --set momentum=0.9
+    [train]     epochs = 20     lr = 0.01      # --epochs 20, --set train.lr=0.01
+    callbacks = [{name = "jsonl-log"}]         # --callback jsonl-log
 
-Internally (and in :func:`resolve`'s result) the config is flat: ``dataset``,
-``dataset_plugin``, ``dataset_params``, the same for model and loss, and every
-training setting as a top-level key.
+Internally (and in :func:`resolve`'s result) the config is flat: for each part ``PART``,
+``PART_plugin`` and ``PART_params``; every training setting at the top level; ``callbacks``
+(a list of ``{name, plugin, params}``); ``metrics`` (the names reported); ``task``.
 """
 
 from __future__ import annotations
@@ -22,92 +27,29 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NoReturn
 
 from .errors import UsageError, did_you_mean
+from .kinds import DATA_PARTS, KINDS, PARTS
 from .registry import Entry, Registry, get_registry
-from .spec import TARGETS, TASKS, Param, shown
+from .settings import MOVED_DEFAULTS, MOVED_SETTINGS, TRAIN_PARAMS, USED_ONLY_WITH, check_device
+from .spec import TARGETS, TASKS, shown
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("none", "cosine", "step", "plateau")
-
-#: Upper bounds of the settings where a huge value costs time, memory or processes (a run's
-#: files may be edited by anyone): far above any real run, low enough to refuse a typo early.
-MAX_EPOCHS = 1_000_000
-MAX_BATCH = 100_000_000
-MAX_THREADS = 1024
-MAX_SECONDS = 1e9
-
-#: Training settings, validated like component hyperparameters. The CLI has a flag for
-#: the common ones; every one can be set with ``--set train.KEY=VALUE`` or in a config file.
-TRAIN_PARAMS: dict[str, Param] = {
-    "epochs": Param("int", 20, "total passes over the training split", min=1, max=MAX_EPOCHS),
-    "batch_size": Param("int", 32, "samples per optimizer step", min=1, max=MAX_BATCH),
-    "lr": Param("float", 1e-3, "learning rate", min=0.0, min_exclusive=True),
-    "optimizer": Param("str", "adam", "optimizer", choices=OPTIMIZERS),
-    "momentum": Param("float", 0.0, "momentum (sgd, rmsprop)", min=0.0, max=1.0, max_exclusive=True),
-    "nesterov": Param("bool", False, "Nesterov momentum (sgd; needs momentum > 0)"),
-    "weight_decay": Param("float", 0.0, "L2 penalty (decoupled for adamw)", min=0.0),
-    "l1": Param("float", 0.0, "L1 penalty on the weights, added to the loss", min=0.0),
-    "clip_grad": Param("float", 0.0, "clip the gradient norm to this value (0: off)", min=0.0),
-    "schedule": Param("str", "none", "learning-rate schedule", choices=SCHEDULES),
-    "step_size": Param("int", 10, "step schedule: epochs between learning-rate drops", min=1,
-                       max=MAX_EPOCHS),
-    "gamma": Param("float", 0.1, "step and plateau schedules: factor of each drop", min=0.0, max=1.0,
-                   min_exclusive=True),
-    "plateau_patience": Param("int", 5, "plateau schedule: epochs without improvement before a drop", min=1,
-                              max=MAX_EPOCHS),
-    "warmup_epochs": Param("float", 0.0, "linear learning-rate warm-up over this many epochs", min=0.0,
-                           max=MAX_EPOCHS),
-    "monitor": Param("str", "val_loss", "validation figure for early stopping, best weights and plateau: "
-                     "val_loss or val_<metric>"),
-    "patience": Param("int", 0, "early stopping: epochs without improvement before stopping (0: off)", min=0,
-                      max=MAX_EPOCHS),
-    "min_delta": Param("float", 0.0, "the smallest change of the monitored figure that counts as an "
-                       "improvement (early stopping, best weights)", min=0.0),
-    "scale_targets": Param("bool", True, "regression: the loss is computed on standardised targets (metrics and "
-                           "predictions stay in the data's units)"),
-    "threads": Param("int", 0, "CPU threads for training (0: auto, one thread for small models, where more "
-                     "threads only add synchronisation)", min=0, max=MAX_THREADS),
-    "checkpoint_every": Param("float", 30.0, "seconds between resumable checkpoints (0: every epoch); one is "
-                              "always written at the end and on interruption", min=0.0,
-                              max=MAX_SECONDS),
-    "precision": Param("str", "32", "32 (float32) or bf16 (bfloat16 autocast for forward passes; weights stay "
-                       "float32)", choices=("32", "bf16")),
-    "compile": Param("bool", False, "torch.compile the model for training (pays a compile time up front)"),
-    "compile_backend": Param("str", "inductor", "torch.compile backend (inductor; eager checks the wiring only)"),
-    "workers": Param("int", -1, "DataLoader workers for datasets that are not in-memory tensors (-1: auto)",
-                     min=-1, max=MAX_THREADS),
-    "seed": Param("int", 0, "seed for data splits, initialisation and shuffling", min=0, max=2**32 - 1),
-    "device": Param("str", "auto", "auto, cpu, cuda or cuda:N"),
-}
-
-#: Settings that only some choices use: (the setting they depend on, the values that use it, why).
-#: A non-default value with another choice would be silently ignored, so it is refused.
-USED_ONLY_WITH: dict[str, tuple[str, tuple, str]] = {
-    "momentum": ("optimizer", ("sgd", "rmsprop"), "only sgd and rmsprop use momentum"),
-    "nesterov": ("optimizer", ("sgd",), "only sgd has Nesterov momentum"),
-    "step_size": ("schedule", ("step",), "only the step schedule uses step_size"),
-    "gamma": ("schedule", ("step", "plateau"), "only the step and plateau schedules use gamma"),
-    "plateau_patience": ("schedule", ("plateau",), "only the plateau schedule uses plateau_patience"),
-    "compile_backend": ("compile", (True,), "compile_backend is used only with compile=true"),
-}
-
-COMPONENTS = ("dataset", "model", "loss")
-#: Keys a run's config holds beyond what a user sets; accepted (and recomputed) when a
-#: run's config.json is given back with --config.
-DERIVED_KEYS = ("task", "meta", "target", "out_features", "zoo_version")
+#: Figures where smaller is better when no metric declaration says (a run of an older zoo).
 MINIMIZE = ("loss", "mse", "mae")
 
 
 @dataclass(frozen=True)
 class Combination:
-    """The three resolved components of a run."""
+    """The resolved parts of a run (each an :class:`~zoo.registry.Entry`)."""
 
     dataset: Entry
     model: Entry
     loss: Entry
+    optimizer: Entry | None = None
+    schedule: Entry | None = None
+    procedure: Entry | None = None
+    strategy: Entry | None = None
 
-    @property
-    def out_features(self) -> str:
-        return self.loss.spec.target
+    def part(self, name: str) -> Entry:
+        return getattr(self, name)
 
 
 def check_combination(dataset: Entry, model: Entry, loss: Entry, registry: Registry | None = None,
@@ -199,6 +141,34 @@ def default_loss(task: str, model: Entry, registry: Registry) -> Entry:
                      f"({', '.join(e.qualified for e in fits)}); choose one with --loss")
 
 
+
+def _route_error(key: str, value: Any, names: Mapping[str, str | None], entries: Mapping[str, Entry], reg: Registry,
+                 setting: bool = False) -> NoReturn:
+    """A bare key no chosen part has: say which part would use it, or suggest close names. ``setting``: it was
+    given as a training setting (a keyword argument or flag), so an unknown one is an unknown setting."""
+    for part in PARTS:
+        if part in entries and part not in DATA_PARTS:
+            users = [e.name for e in reg.declared(part) if key in e.spec.params]
+            users = list(dict.fromkeys(users))
+            if users:
+                who = (f"only the {users[0]} {part} uses {key}" if len(users) == 1
+                       else f"only {', '.join(users[:-1])} and {users[-1]} use {key}")
+                raise UsageError(f"{key}={_shown_value(value)} has no effect with {part}={names[part]}: {who}; "
+                                 f"remove it or change {part}")
+    if setting:
+        known = set(TRAIN_PARAMS) | {p for part in ("optimizer", "schedule") if part in entries
+                                     for p in entries[part].spec.params}
+        raise UsageError(f"unknown training setting '{key}'{did_you_mean(key, known)}")
+    known = {p for e in entries.values() for p in e.spec.params} | set(TRAIN_PARAMS) | set(PARTS)
+    parts = ", ".join(f"{c} '{names[c]}'" for c in DATA_PARTS if names.get(c))
+    raise UsageError(f"unknown parameter '{key}' for {parts}{did_you_mean(key, known)} (zoo info train lists "
+                     "the training settings)")
+
+
+def _shown_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def resolve(
     recipe: str | None = None,
     *,
@@ -209,17 +179,18 @@ def resolve(
     registry: Registry | None = None,
     base: Mapping[str, Any] | None = None,
     note: Callable[[str], None] | None = None,
+    callbacks: list[str] | None = None,
     **train: Any,
 ) -> dict[str, Any]:
     """Return the fully resolved run config (a flat, JSON-able dict) or raise UsageError.
 
-    ``sets`` maps ``component.param`` (or a bare ``param`` that only one component
-    has, or a training setting, ``train.`` optional) to a value; ``train`` holds
-    training settings (``epochs``, ``lr``, ...). Explicit components override the
-    recipe's. ``base`` is a config document (a file's content, see
-    :func:`zoo.configfile.load`): recipe < base < explicit arguments. The same setting
-    given twice among the explicit arguments is an error. ``note`` receives one-line
-    notes about choices made for the user (a default loss, an inferred task).
+    ``sets`` maps ``part.param`` (``model.hidden``, ``optimizer.momentum``), ``train.setting``,
+    ``callback.NAME.param`` or a bare name (a setting, a part's name, or a parameter only one
+    chosen part has) to a value; ``train`` holds the same as keyword arguments (``epochs``,
+    ``lr``, ``optimizer="sgd"``, ``momentum=0.9``). ``callbacks`` names registry callbacks.
+    Precedence: recipe < ``base`` (a config document, see :func:`zoo.configfile.load`) <
+    explicit arguments; the same key given twice among the explicit ones is an error. ``note``
+    receives one-line notes about choices made for the user (a default loss, an inferred task).
     """
     from .configfile import flatten
 
@@ -228,78 +199,138 @@ def resolve(
     recipe = recipe or base.get("recipe")
     rec_entry = reg.get("recipe", recipe) if recipe is not None else None
     rec = rec_entry.spec if rec_entry is not None else None
-    explicit = {"dataset": dataset, "model": model, "loss": loss}
-    names = {c: explicit[c] or base.get(c) or (getattr(rec, c) if rec else None) for c in COMPONENTS}
-    plugins = {c: base.get(f"{c}_plugin") if not explicit[c] and base.get(c) else None for c in COMPONENTS}
+    rec_train = dict(rec.train) if rec is not None else {}
+
+    explicit: list[tuple[str, Any, str]] = [(k, v, f"--{k} {v}") for k, v in
+                                            (("dataset", dataset), ("model", model), ("loss", loss)) if v]
+    explicit += [(k, v, f"--{k.replace('_', '-')} {v}") for k, v in train.items() if v is not None]
+    explicit += [(k, v, f"--set {k}={v}") for k, v in (sets or {}).items()]
+
+    # 1. which part: recipe < config file < explicit choices
+    names: dict[str, str | None] = {p: KINDS[p].default for p in PARTS}
+    plugins: dict[str, str | None] = {p: None for p in PARTS}
+    from_recipe: set[str] = set()
+    if rec is not None:
+        for part in DATA_PARTS:
+            names[part] = getattr(rec, part)
+            from_recipe.add(part)
+        for part in PARTS:
+            if isinstance(rec_train.get(part), str):
+                names[part] = rec_train.pop(part)
+                from_recipe.add(part)
+    for part in PARTS:
+        if base.get(part):
+            names[part], plugins[part] = base[part], base.get(f"{part}_plugin")
+            from_recipe.discard(part)
+    seen: dict[tuple[str, str], str] = {}
+
+    def once(where: str, key: str, spelled: str) -> None:
+        if (where, key) in seen:
+            raise UsageError(f"{where}.{key} is given twice ({seen[(where, key)]} and {spelled}); give it once")
+        seen[(where, key)] = spelled
+
+    rest: list[tuple[str, Any, str]] = []
+    for key, value, spelled in explicit:
+        bare = key.removeprefix("train.")
+        if bare in PARTS and isinstance(value, str):
+            once("part", bare, spelled)
+            names[bare], plugins[bare] = value, None
+            from_recipe.discard(bare)
+        else:
+            rest.append((key, value, spelled))
+    if rec is None and names["loss"] is None and not any(k == "loss" for k, _, _ in explicit):
+        pass  # the task's default loss, once the task is known
     missing = [f"--{c}" for c in ("dataset", "model") if not names[c]]
     if missing:
         raise UsageError("give a recipe, or --dataset and --model (and optionally --loss) (missing: "
                          + ", ".join(missing) + ")")
 
-    def lookup(comp: str) -> Entry:
-        name = names[comp]
-        if plugins[comp] and ":" not in name:
-            name = f"{plugins[comp]}:{name}"
-        from_recipe = rec_entry is not None and not explicit[comp] and names[comp] == getattr(rec, comp)
-        return reg.get(comp, name, prefer=rec_entry.plugin if from_recipe else None)
+    def lookup(part: str) -> Entry:
+        name = names[part]
+        if plugins[part] and ":" not in name:
+            name = f"{plugins[part]}:{name}"
+        prefer = rec_entry.plugin if part in from_recipe and rec_entry is not None else None
+        return reg.get(part, name, prefer=prefer)
 
-    entries = {c: lookup(c) for c in COMPONENTS if names[c]}
+    entries = {p: lookup(p) for p in PARTS if names[p]}
 
-    # component hyperparameters: recipe defaults (only for the component the recipe names) < file < explicit
-    given: dict[str, dict[str, Any]] = {c: {} for c in COMPONENTS}
+    # 2. hyperparameters and settings: recipe < config file < explicit
+    given: dict[str, dict[str, Any]] = {p: {} for p in PARTS}
     settings: dict[str, Any] = {}
+    user_settings: set[str] = set()
+    recipe_dropped: dict[str, tuple[str, Any]] = {}
     if rec is not None:
-        for comp, params in (("dataset", rec.dataset_params), ("model", rec.model_params), ("loss", rec.loss_params)):
-            if names[comp] == getattr(rec, comp):
-                given[comp].update(params)
-        settings.update(rec.train)
-    for comp in COMPONENTS:
-        given[comp].update(base.get(f"{comp}_params") or {})
-    settings.update({k: v for k, v in base.items() if k in TRAIN_PARAMS})
-    recipe_settings = dict(rec.train) if rec is not None else {}
-
-    # explicit values: each key once, whichever way it is spelled
-    seen: dict[tuple[str, str], str] = {}
-    user_settings: set[str] = set(k for k in base if k in TRAIN_PARAMS)
-
-    def take(where: str, key: str, value: Any, spelled: str) -> None:
-        if (where, key) in seen:
-            raise UsageError(f"{where}.{key} is given twice ({seen[(where, key)]} and {spelled}); give it once")
-        seen[(where, key)] = spelled
-        if where == "train":
+        for part, params in (("dataset", rec.dataset_params), ("model", rec.model_params), ("loss", rec.loss_params)):
+            if names[part] == getattr(rec, part):
+                given[part].update(params)
+        for key, value in rec_train.items():  # settings, and the old spelling of part hyperparameters
+            if key in TRAIN_PARAMS:
+                settings[key] = value
+                continue
+            owner = next((p for p in ("optimizer", "schedule") if p in entries and key in entries[p].spec.params),
+                         None)
+            if owner is not None:
+                given[owner][key] = value
+            else:
+                recipe_dropped[key] = (MOVED_SETTINGS.get(key, "train"), value)
+    for part in PARTS:
+        given[part].update(base.get(f"{part}_params") or {})
+    for key, value in base.items():
+        if key in TRAIN_PARAMS:
             settings[key] = value
             user_settings.add(key)
-        else:
-            given[where][key] = value
+        elif key in MOVED_SETTINGS:  # a zoo 0.1 config file
+            given[MOVED_SETTINGS[key]][key] = value
+    callback_list: list[dict[str, Any]] = [dict(c) for c in base.get("callbacks") or []]
+    for name in callbacks or []:
+        callback_list.append({"name": name, "params": {}})
 
-    for key, value in train.items():
-        if value is not None:
-            take("train", key, value, f"--{key.replace('_', '-')} {value}")
-    loss_name_known = names["loss"] is not None
     pending_loss: list[tuple[str, Any, str]] = []
-    for key, value in (sets or {}).items():
-        spelled = f"--set {key}={value}"
-        comp, dot, pname = key.partition(".")
-        if dot:
-            if comp not in (*COMPONENTS, "train"):
-                raise UsageError(f"unknown --set prefix '{comp}' in '{key}'; use dataset., model., loss. or train.")
-            take(comp, pname, value, spelled)
+    for key, value, spelled in rest:
+        head, dot, tail = key.partition(".")
+        if head == "callback" and dot:
+            cb_name, dot2, pname = tail.rpartition(".")
+            if not dot2 or not cb_name:
+                raise UsageError(f"--set {key}: write callback.NAME.PARAM=VALUE")
+            once(f"callback.{cb_name}", pname, spelled)
+            match = [c for c in callback_list if c["name"] == cb_name]
+            if not match:
+                raise UsageError(f"{spelled}: callback '{cb_name}' is not enabled; add --callback {cb_name}")
+            match[0].setdefault("params", {})[pname] = value
             continue
-        owners = [c for c in COMPONENTS if c in entries and key in entries[c].spec.params]
+        if dot:
+            if head == "train":
+                once("train", tail, spelled)
+                settings[tail] = value
+                user_settings.add(tail)
+                continue
+            if head not in PARTS:
+                raise UsageError(f"unknown --set prefix '{head}' in '{key}'; use "
+                                 + ", ".join(f"{p}." for p in PARTS) + ", train. or callback.NAME.")
+            once(head, tail, spelled)
+            given[head][tail] = value
+            continue
+        setting = not spelled.startswith("--set ")  # a keyword argument or flag: a setting or a training part's
+        owners = [p for p in PARTS if p in entries and key in entries[p].spec.params
+                  and (not setting or p not in DATA_PARTS)]
         if key in TRAIN_PARAMS:
             owners.append("train")
         if len(owners) > 1:
-            raise UsageError(
-                f"--set {key} is ambiguous: " + ", ".join(owners) + " all have it; write "
-                + " or ".join(f"{o}.{key}" for o in owners)
-            )
+            raise UsageError(f"--set {key} is ambiguous: " + ", ".join(owners) + " all have it; write "
+                             + " or ".join(f"{o}.{key}" for o in owners))
         if not owners:
-            if not loss_name_known:
+            if names["loss"] is None and not setting:
                 pending_loss.append((key, value, spelled))  # maybe a parameter of the default loss
                 continue
-            _unknown_parameter(key, names, entries)
-        take(owners[0], key, value, spelled)
+            _route_error(key, value, names, entries, reg, setting)
+        once(owners[0], key, spelled)
+        if owners[0] == "train":
+            settings[key] = value
+            user_settings.add(key)
+        else:
+            given[owners[0]][key] = value
 
+    # 3. the task, then the default loss, then the combination
     dataset_params = entries["dataset"].spec.resolve_params(given["dataset"])
     task = dataset_task(entries["dataset"], dataset_params, note)
     if names["loss"] is None:
@@ -310,73 +341,109 @@ def resolve(
                  f"(from plugin '{entries['loss'].plugin.name}')")
         for key, value, spelled in pending_loss:
             if key not in entries["loss"].spec.params:
-                _unknown_parameter(key, names, entries)
-            take("loss", key, value, spelled)
+                _route_error(key, value, names, entries, reg)
+            once("loss", key, spelled)
+            given["loss"][key] = value
     check_combination(entries["dataset"], entries["model"], entries["loss"], reg, task)
+    procedure = entries["procedure"].spec
+    if task not in procedure.tasks:
+        raise UsageError(f"procedure '{procedure.name}' cannot train dataset '{names['dataset']}': the dataset is a "
+                         f"{task} task and the procedure trains {', '.join(procedure.tasks)}")
+    for key, (part, value) in recipe_dropped.items():
+        if note is not None:
+            note(f"the recipe's {key}={value} does not apply with {part}={names.get(part)}; not used")
 
     cfg: dict[str, Any] = {"recipe": rec.name if rec else None}
-    for comp in COMPONENTS:
-        e = entries[comp]
-        cfg[comp] = e.name
-        cfg[f"{comp}_plugin"] = e.plugin.name
-        params = dataset_params if comp == "dataset" else e.spec.resolve_params(given[comp])
-        cfg[f"{comp}_params"] = _jsonable(params)
+    for part in PARTS:
+        e = entries[part]
+        cfg[part] = e.name
+        cfg[f"{part}_plugin"] = e.plugin.name
+        params = dataset_params if part == "dataset" else e.spec.resolve_params(given[part])
+        cfg[f"{part}_params"] = _jsonable(params)
     cfg["task"] = task
     for key in settings:
         if key not in TRAIN_PARAMS:
             raise UsageError(f"unknown training setting '{key}'{did_you_mean(key, TRAIN_PARAMS)}")
     for key, p in TRAIN_PARAMS.items():
         cfg[key] = p.check(key, settings[key]) if key in settings else p.default
-    check_device(cfg["device"])
-    check_monitor(cfg["monitor"], task)
-    _check_used(cfg, user_settings, recipe_settings, note)
-    if cfg["nesterov"] and cfg["momentum"] <= 0:
-        raise UsageError("nesterov needs momentum > 0 (--set momentum=0.9)")
+    cfg["metrics"] = list(cfg["metrics"])
+    cfg["callbacks"] = _resolve_callbacks(callback_list, reg)
+    _finish(cfg, reg, user_settings, note)
     return cfg
 
 
-def _unknown_parameter(key: str, names: Mapping[str, str | None], entries: Mapping[str, Entry]) -> None:
-    known = {p for e in entries.values() for p in e.spec.params} | set(TRAIN_PARAMS)
-    parts = ", ".join(f"{c} '{names[c]}'" for c in COMPONENTS if names.get(c))
-    raise UsageError(f"unknown parameter '{key}' for {parts}{did_you_mean(key, known)}")
+def _resolve_callbacks(items: list[Any], reg: Registry) -> list[dict[str, Any]]:
+    out, names = [], set()
+    for item in items:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise UsageError(f"a callback is a name or a table with its name, not {shown(item)}")
+        params = dict(item.get("params") or {})
+        params.update({k: v for k, v in item.items() if k not in ("name", "plugin", "params")})
+        name = item["name"] if not item.get("plugin") else f"{item['plugin']}:{item['name']}"
+        entry = reg.get("callback", name)
+        if entry.name in names:
+            raise UsageError(f"callback '{entry.name}' is enabled twice; give it once")
+        names.add(entry.name)
+        out.append({"name": entry.name, "plugin": entry.plugin.name,
+                    "params": _jsonable(entry.spec.resolve_params(params))})
+    return out
 
 
-def _check_used(cfg: dict[str, Any], user: set[str], recipe: Mapping[str, Any],
-                note: Callable[[str], None] | None) -> None:
-    """Refuse a setting the user gave that the chosen optimizer, schedule or option ignores; drop
-    (back to its default, with a note) one that only the recipe set, for a choice the user changed."""
+def _finish(cfg: dict[str, Any], reg: Registry, user: set[str], note: Callable[[str], None] | None) -> None:
+    """Checks across values: the metrics reported, the monitored figure, the device, settings used only with
+    a choice of another, the schedule's warm-up."""
+    task = cfg["task"]
+    cfg["metrics"] = metric_names(task, cfg.get("metrics") or (), reg)
+    check_device(cfg["device"])
+    check_monitor(cfg["monitor"], task, cfg["metrics"])
     for key, (on, values, why) in USED_ONLY_WITH.items():
-        default = TRAIN_PARAMS[key].default
-        if cfg[key] == default or cfg[on] in values:
+        if cfg[key] == TRAIN_PARAMS[key].default or cfg[on] in values:
             continue
-        shown = f"{on}={str(cfg[on]).lower() if isinstance(cfg[on], bool) else cfg[on]}"
+        shown_on = f"{on}={str(cfg[on]).lower() if isinstance(cfg[on], bool) else cfg[on]}"
         if key in user:
-            raise UsageError(f"{key}={cfg[key]} has no effect with {shown}: {why}; remove it or change {on}")
-        if key in recipe:
-            cfg[key] = default
-            if note is not None:
-                note(f"the recipe's {key}={recipe[key]} does not apply with {shown} ({why}); not used")
+            raise UsageError(f"{key}={cfg[key]} has no effect with {shown_on}: {why}; remove it or change {on}")
+        cfg[key] = TRAIN_PARAMS[key].default
+        if note is not None:
+            note(f"{key} does not apply with {shown_on} ({why}); not used")
+    if cfg["warmup_epochs"] and not reg.get("schedule", f"{cfg['schedule_plugin']}:{cfg['schedule']}").spec.warmup:
+        raise UsageError(f"warmup_epochs={cfg['warmup_epochs']} has no effect with schedule={cfg['schedule']}: it "
+                         "does not apply a warm-up; remove it or choose another schedule")
 
 
-def check_monitor(monitor: str, task: str) -> None:
-    from .metric_names import TASK_METRICS
+def metric_names(task: str, extra: Any, reg: Registry) -> list[str]:
+    """The metrics a run of ``task`` reports: the task's defaults (in declaration order; the first is its
+    headline figure), then the ``extra`` names asked for."""
+    names = [e.name for e in reg.declared("metric") if task in e.spec.default_for]
+    for name in extra:
+        entry = reg.get("metric", str(name))
+        if task not in entry.spec.tasks:
+            raise UsageError(f"metric '{entry.name}' is not defined for a {task} task (it serves "
+                             f"{', '.join(entry.spec.tasks)})")
+        if entry.name not in names:
+            names.append(entry.name)
+    return names
 
-    valid = ["val_loss"] + [f"val_{m}" for m in TASK_METRICS[task]]
+
+def check_monitor(monitor: str, task: str, metrics: list[str] | None = None) -> None:
+    valid = ["val_loss"] + [f"val_{m}" for m in (metrics if metrics is not None
+                                                  else metric_names(task, (), get_registry()))]
     if monitor not in valid:
         raise UsageError(f"monitor '{monitor}' is not reported for a {task} task{did_you_mean(monitor, valid)} "
                          f"(choose from {', '.join(valid)})")
 
 
-def minimize(monitor: str) -> bool:
-    """Whether a smaller value of the monitored figure is better."""
-    return monitor.removeprefix("val_") in MINIMIZE
-
-
-def check_device(device: str) -> None:
-    import re
-
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, not '{device}'")
+def minimize(monitor: str, registry: Registry | None = None) -> bool:
+    """Whether a smaller value of the monitored figure (``val_loss``, ``val_<metric>``) is better."""
+    name = monitor.removeprefix("val_")
+    if name == "loss":
+        return True
+    reg = registry or get_registry()
+    entries = [e for e in reg.entries("metric") if e.name == name]
+    if len(entries) == 1:
+        return not entries[0].spec.higher_is_better
+    return name in MINIMIZE
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -384,15 +451,16 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def entries_for(cfg: Mapping[str, Any], registry: Registry | None = None) -> Combination:
-    """Look the components of a resolved config up again (preferring the recorded plugin)."""
+    """Look the parts of a resolved config up again (preferring the recorded plugin); a config of an older
+    zoo that names no optimizer, schedule, procedure or strategy gets the defaults."""
     reg = registry or get_registry()
     out = {}
-    for comp in COMPONENTS:
-        name, plugin = cfg[comp], cfg.get(f"{comp}_plugin")
+    for part in PARTS:
+        name, plugin = cfg.get(part) or KINDS[part].default, cfg.get(f"{part}_plugin")
         try:
-            out[comp] = reg.get(comp, f"{plugin}:{name}" if plugin else name)
+            out[part] = reg.get(part, f"{plugin}:{name}" if plugin else name)
         except UsageError:
-            out[comp] = reg.get(comp, name)
+            out[part] = reg.get(part, name)
     return Combination(**out)
 
 
@@ -401,11 +469,9 @@ def run_task(cfg: Mapping[str, Any]) -> str:
     return cfg.get("task") or cfg["meta"]["task"]
 
 
-# -- a run's config, read back -------------------------------------------------------------
+# -- a run's config, read back -----------------------------------------------------------------
 
-#: The most values one sample may declare (``meta.input_shape``): far above any real input, and
-#: the most a tensor dimension indexes cheaply. The weights file is checked before anything this
-#: large is built (see :func:`zoo.engine.load_run_model`).
+#: The most values one sample may have (``meta.input_shape``), and the most dimensions.
 MAX_SAMPLE_VALUES = 2**31 - 1
 MAX_INPUT_RANK = 8
 
@@ -413,13 +479,16 @@ MAX_INPUT_RANK = 8
 def check_run_config(cfg: dict[str, Any], where: str, registry: Registry | None = None) -> dict[str, Any]:
     """Check a run's flat config read back from its ``config.json`` as ``zoo train`` checks what it is given.
 
-    The file may have been edited by anyone, so nothing in it is trusted: component names must be
-    installed components, their hyperparameters pass their declared :class:`~zoo.spec.Param` checks,
-    every training setting passes its ``TRAIN_PARAMS`` check (a missing one takes its default, as
-    older runs lack newer settings), and the data metadata (``meta``), ``target`` and
-    ``out_features`` are well formed and agree with each other and with the components. Returns the
-    config with values coerced; a problem is a UsageError naming ``where`` (the file) and the key.
+    The file may have been edited by anyone, so nothing in it is trusted: every part must be an
+    installed component and its hyperparameters pass their declared :class:`~zoo.spec.Param`
+    checks, every training setting passes its check (a missing one takes its default, as older
+    runs lack newer settings), the callbacks and metrics are installed, and the data metadata
+    (``meta``), ``target`` and ``out_features`` are well formed and agree with each other and with
+    the parts. Returns the config with values coerced; a problem is a UsageError naming ``where``
+    (the file) and the key.
     """
+    reg = registry or get_registry()
+
     def fail(message: str) -> NoReturn:
         raise UsageError(f"{where}: {message}")
 
@@ -430,39 +499,52 @@ def check_run_config(cfg: dict[str, Any], where: str, registry: Registry | None 
             raise UsageError(f"{where}: {prefix}{exc}") from None
 
     cfg = dict(cfg)
-    for comp in COMPONENTS:
-        name, plugin = cfg.get(comp), cfg.get(f"{comp}_plugin")
+    moved: dict[str, dict[str, Any]] = {}
+    for key, part in MOVED_SETTINGS.items():  # a zoo 0.1 config.json: settings that are now part parameters
+        if key in cfg:
+            moved.setdefault(part, {})[key] = cfg.pop(key)
+    for part in PARTS:
+        name, plugin = cfg.get(part, KINDS[part].default), cfg.get(f"{part}_plugin")
         if not isinstance(name, str) or not name.strip():
-            fail(f"'{comp}' must name a {comp}, not {shown(name)}")
+            fail(f"'{part}' must name a {part}, not {shown(name)}")
+        cfg[part] = name
         if plugin is not None and not isinstance(plugin, str):
-            fail(f"{comp}.plugin must name a plugin, not {shown(plugin)}")
-        if not isinstance(cfg.get(f"{comp}_params") or {}, Mapping):
-            fail(f"the {comp} hyperparameters must be a table, not {shown(cfg.get(f'{comp}_params'))}")
+            fail(f"{part}.plugin must name a plugin, not {shown(plugin)}")
+        if not isinstance(cfg.get(f"{part}_params") or {}, Mapping):
+            fail(f"the {part} hyperparameters must be a table, not {shown(cfg.get(f'{part}_params'))}")
     if cfg.get("recipe") is not None and not isinstance(cfg["recipe"], str):
         fail(f"'recipe' must be a name, not {shown(cfg['recipe'])}")
-    combo = checked(lambda: entries_for(cfg, registry))
+    combo = checked(lambda: entries_for(cfg, reg))
 
-    # component hyperparameters, each through its declared Param (as resolve() does)
-    for comp in COMPONENTS:
-        spec = getattr(combo, comp).spec
-        given = dict(cfg.get(f"{comp}_params") or {})
+    for part in PARTS:
+        spec = combo.part(part).spec
+        given = dict(cfg.get(f"{part}_params") or {})
+        for key, value in moved.get(part, {}).items():  # used if the part takes it; else it must be 0.1's default
+            if key in spec.params:
+                given.setdefault(key, value)
+            elif value != MOVED_DEFAULTS[key]:
+                fail(f"train.{key}={_shown_value(value)} has no effect with {part}={spec.name}; remove it or change "
+                     f"{part}")
         params = {k: p.default for k, p in spec.params.items()}
         for key, value in given.items():
             if key not in spec.params:
                 known = ", ".join(sorted(spec.params)) or "none"
-                fail(f"{comp} '{spec.name}' has no parameter {shown(key)}"
+                fail(f"{part} '{spec.name}' has no parameter {shown(key)}"
                      f"{did_you_mean(str(key), spec.params) if len(str(key)) <= 80 else ''} (its parameters: {known})")
-            params[key] = checked(lambda: spec.params[key].check(f"{comp}.{key}", value))
+            params[key] = checked(lambda: spec.params[key].check(f"{part}.{key}", value))
         missing = [k for k, p in spec.params.items() if p.required and params[k] is None]
         if missing:
-            fail(f"{comp} '{spec.name}' needs {', '.join(f'{comp}.{k}' for k in missing)}, which the file lacks")
-        cfg[f"{comp}_params"] = _jsonable(params)
+            fail(f"{part} '{spec.name}' needs {', '.join(f'{part}.{k}' for k in missing)}, which the file lacks")
+        cfg[f"{part}_params"] = _jsonable(params)
+        cfg[f"{part}_plugin"] = combo.part(part).plugin.name
 
-    # training settings
     for key, p in TRAIN_PARAMS.items():
         cfg[key] = checked(lambda: p.check(f"train.{key}", cfg[key])) if key in cfg else p.default
+    callbacks = cfg.get("callbacks") or []
+    if not isinstance(callbacks, list):
+        fail(f"'callbacks' must be a list, not {shown(callbacks)}")
+    cfg["callbacks"] = checked(lambda: _resolve_callbacks(callbacks, reg))
 
-    # the data metadata the model is built from
     meta = _check_meta(cfg.get("meta"), fail)
     task = meta["task"]
     cfg["meta"] = meta
@@ -472,7 +554,7 @@ def check_run_config(cfg: dict[str, Any], where: str, registry: Registry | None 
     if task not in combo.dataset.spec.tasks:
         fail(f"meta.task={task!r} is not a task of dataset '{combo.dataset.name}' "
              f"({', '.join(combo.dataset.spec.tasks)})")
-    checked(lambda: check_combination(combo.dataset, combo.model, combo.loss, registry, task))
+    checked(lambda: check_combination(combo.dataset, combo.model, combo.loss, reg, task))
     target = cfg.get("target")
     if target not in TARGETS:
         fail(f"target={shown(target)} must be one of {', '.join(TARGETS)}")
@@ -486,17 +568,11 @@ def check_run_config(cfg: dict[str, Any], where: str, registry: Registry | None 
     if not isinstance(given, int) or isinstance(given, bool) or given != expected:
         fail(f"out_features={shown(given)} disagrees with meta and target {target!r} (which give {expected})")
     cfg["out_features"] = expected
-
-    # what zoo train checks beyond each value
-    dev = cfg["device"]
     import re
 
-    if not re.fullmatch(r"auto|cpu|cuda(:\d{1,4})?", dev):
-        fail(f"train.device={shown(dev)} must be auto, cpu, cuda or cuda:N")
-    checked(lambda: check_monitor(cfg["monitor"], task), "train.")
-    checked(lambda: _check_used(cfg, set(TRAIN_PARAMS), {}, None), "train.")
-    if cfg["nesterov"] and cfg["momentum"] <= 0:
-        fail("train.nesterov needs train.momentum > 0")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d{1,4})?", cfg["device"]):
+        fail(f"train.device={shown(cfg['device'])} must be auto, cpu, cuda or cuda:N")
+    checked(lambda: _finish(cfg, reg, set(TRAIN_PARAMS), None), "train.")
     return cfg
 
 

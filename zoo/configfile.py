@@ -35,21 +35,29 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import UsageError, did_you_mean
+from .kinds import PARTS
 from .spec import SHOWN_CHARS, shown
 
-COMPONENTS = ("dataset", "model", "loss")
+COMPONENTS = PARTS  # every part of a run has a section: [dataset], [model], ..., [optimizer], [schedule]
 FORMATS = ("toml", "yaml", "json")
 SUFFIXES = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 
 def _train_keys() -> tuple[str, ...]:
-    from .config import TRAIN_PARAMS
+    from .settings import TRAIN_PARAMS
 
     return tuple(TRAIN_PARAMS)
 
 
+def _moved() -> tuple[str, ...]:
+    """zoo 0.1's training settings that are now hyperparameters of the optimizer or the schedule."""
+    from .settings import MOVED_SETTINGS
+
+    return tuple(MOVED_SETTINGS)
+
+
 def _derived() -> tuple[str, ...]:
-    from .config import DERIVED_KEYS
+    from .settings import DERIVED_KEYS
 
     return DERIVED_KEYS
 
@@ -57,7 +65,7 @@ def _derived() -> tuple[str, ...]:
 def top_level_keys() -> tuple[str, ...]:
     """Every key a config document may hold at its top level."""
     flat = ("recipe", *COMPONENTS, *(f"{c}_params" for c in COMPONENTS), *(f"{c}_plugin" for c in COMPONENTS))
-    return (*flat, "train", *_train_keys(), *_derived())
+    return (*flat, "train", "callbacks", *_train_keys(), *_derived())
 
 
 def _key(key: Any) -> str:
@@ -120,12 +128,19 @@ def flatten(doc: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
             if not isinstance(value, Mapping):
                 raise UsageError(f"{where}: 'train' must be a table of training settings")
             for tkey, tvalue in value.items():
-                if tkey not in train_keys:
+                if tkey in COMPONENTS and isinstance(tvalue, str):  # a part chosen in [train]: optimizer = "sgd"
+                    put(tkey, tvalue, f"the {tkey} name")
+                    continue
+                if tkey not in train_keys and tkey not in _moved():
                     raise UsageError(f"{where}: unknown training setting 'train.{_key(tkey)}'"
                                      f"{_did_you_mean(tkey, train_keys)}")
                 put(tkey, tvalue, f"train.{tkey}")
-        elif key in train_keys:
+        elif key in train_keys or key in _moved():
             put(key, value, f"train.{key}")
+        elif key == "callbacks":
+            if not isinstance(value, list):
+                raise UsageError(f"{where}: 'callbacks' must be a list of names or tables, not {shown(value)}")
+            put(key, value, key)
         elif key == "recipe" or key in derived or (key.endswith("_plugin") and key[:-7] in COMPONENTS):
             if key == "recipe" and value is not None and not isinstance(value, str):
                 raise UsageError(f"{where}: 'recipe' must be a name, not {shown(value)}")
@@ -144,12 +159,17 @@ def to_document(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if cfg.get("task"):
         doc["task"] = cfg["task"]
     for comp in COMPONENTS:
+        if comp not in cfg:
+            continue
         section = {"name": cfg[comp]}
         if cfg.get(f"{comp}_plugin"):
             section["plugin"] = cfg[f"{comp}_plugin"]
         section.update(cfg.get(f"{comp}_params") or {})
         doc[comp] = section
     doc["train"] = {k: cfg[k] for k in train_keys if k in cfg}
+    if cfg.get("callbacks"):
+        doc["callbacks"] = [{"name": c["name"], "plugin": c["plugin"], **c.get("params", {})}
+                            for c in cfg["callbacks"]]
     for key in _derived():
         if key != "task" and key in cfg:
             doc[key] = cfg[key]

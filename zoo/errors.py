@@ -43,3 +43,21 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     if len(close) == 1:
         return f"; did you mean '{close[0]}'?"
     return "; did you mean " + ", ".join(f"'{c}'" for c in close[:-1]) + f" or '{close[-1]}'?"
+
+
+class TrainingInterrupted(ZooError):
+    """SIGINT or SIGTERM ended the run after a clean epoch; it can be resumed."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class TrainingAborted(ZooError):
+    """A second SIGINT/SIGTERM: stopped at once (after the file write in progress completed)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import importlib
 import io
-import json
 import math
 import os
 from pathlib import Path
@@ -272,22 +271,6 @@ def read_table_input(path: str | os.PathLike, delimiter: str = ",") -> list[dict
     return out
 
 
-def read_preprocess_state(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The run's JSON fitted state (``preprocess.json``), or None when the dataset stored none."""
-    path = Path(run_dir) / runs.PREPROCESS_STATE
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ZooError(f"{path} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ZooError(f"{path} is nested too deeply to be a dataset's fitted state") from None
-    if not isinstance(state, dict):
-        raise ZooError(f"{path} must hold a JSON object, not {type(state).__name__}")
-    return state
-
-
 def dataset_encoder(cfg: dict[str, Any]) -> Callable[..., Any] | None:
     """The ``encode`` function the run's dataset declares (imported now), or None."""
     from .config import entries_for
@@ -312,9 +295,10 @@ def dataset_encoder(cfg: dict[str, Any]) -> Callable[..., Any] | None:
 
 def check_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's config, after checking it has saved weights to predict with."""
-    cfg = runs.read_config(run_dir)
-    if not (Path(run_dir) / runs.WEIGHTS).is_file():
-        status = runs.read_status(run_dir)
+    files = runs.RunDir(run_dir)
+    cfg = files.read_config()
+    if not files.weights.is_file():
+        status = files.read_status()
         state = status.get("status", "unknown") if isinstance(status, dict) else "unknown"
         raise UsageError(f"{run_dir} has no {runs.WEIGHTS} to predict with (run status: {state}); "
                          "it ended before any epoch finished")
@@ -322,10 +306,10 @@ def check_run(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 class Predictor:
-    """A saved run ready to predict: its :class:`zoo.engine.RunModel` (raw inputs in) and config."""
+    """A saved run ready to predict: its :class:`zoo.parts.RunModel` (raw inputs in) and config."""
 
     def __init__(self, run_dir: str | os.PathLike, device: str = "cpu") -> None:
-        from .engine import load_run_model
+        from .saved import load_run_model
 
         self.run_dir = Path(run_dir)
         self.cfg = check_run(run_dir)
@@ -338,7 +322,7 @@ class Predictor:
 
     def outputs(self, X_raw: np.ndarray | torch.Tensor) -> torch.Tensor:
         """The model's outputs for raw inputs ``(N, *input_shape)``, in the data's units (logits for classes)."""
-        from .engine import predict
+        from .evaluation import predict
 
         X = torch.as_tensor(np.asarray(X_raw, dtype=np.float32)).to(self.device)
         out = predict(self.model, X, self.cfg).float().cpu()
@@ -379,7 +363,7 @@ class Predictor:
             values = out.reshape(len(out), -1)
             return Predictions(self.columns(), values.tolist(), self.task, values.numpy())
         if self.target == "binary":
-            label_idx = (out.reshape(-1) > 0).long()  # as zoo.metrics.predictions decides
+            label_idx = (out.reshape(-1) > 0).long()  # as the accuracy metric decides
         else:
             label_idx = out.argmax(dim=1)
         names = self.class_names()
@@ -478,7 +462,7 @@ def raw_inputs(run_dir: str | os.PathLike, X: Any, cfg: dict[str, Any] | None = 
     """Any input :func:`predict` takes -> raw float32 ``(N, *input_shape)`` (rows encoded by the dataset)."""
     cfg = cfg or check_run(run_dir)
     input_shape = cfg["meta"]["input_shape"]
-    state = read_preprocess_state(run_dir)
+    state = runs.RunDir(run_dir).read_preprocess_state()
     encode = dataset_encoder(cfg) if state is not None else None
     if isinstance(X, (str, os.PathLike)):
         if encode is not None and Path(X).suffix.lower() == ".csv":
@@ -615,7 +599,7 @@ def read_labelled(run_dir: str | os.PathLike, path: str | os.PathLike, cfg: dict
         X = as_inputs(arrays["X"], input_shape, str(path))
         y = arrays.get("y")
     elif suffix == ".csv":
-        state = read_preprocess_state(run_dir)
+        state = runs.RunDir(run_dir).read_preprocess_state()
         encode = dataset_encoder(cfg) if state is not None else None
         if encode is not None:
             delimiter = state.get("delimiter")
@@ -664,7 +648,8 @@ def evaluate_file(run_dir: str | os.PathLike, path: str | os.PathLike, device: s
     """Score a saved run on a new labelled file (see :func:`read_labelled`): the loss and the metrics
     ``zoo eval`` reports for a split, computed the same way."""
     from .data import DataMeta
-    from .engine import _workers, build_loss, evaluate_saved
+    from .evaluation import MetricSet, evaluate_saved
+    from .parts import build_loss, workers_for
 
     predictor = Predictor(run_dir, device)
     model, cfg, combo = predictor.model, predictor.cfg, predictor.combo
@@ -677,4 +662,4 @@ def evaluate_file(run_dir: str | os.PathLike, path: str | os.PathLike, device: s
     task = DataMeta.from_json(cfg["meta"]).task
     return evaluate_saved(model, f"model '{cfg['model']}' of {run_dir}", build_loss(combo, cfg, dev),
                           (X, y.to(dev)), task, cfg["target"], dev, tuple(combo.loss.spec.reads),
-                          _workers(cfg.get("workers", -1)), cfg=cfg)
+                          workers_for(cfg.get("workers", -1)), cfg=cfg, metrics=MetricSet.for_config(cfg))

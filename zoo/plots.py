@@ -15,7 +15,6 @@ each PNG is written atomically.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Callable
 from . import runs
 from .errors import UsageError, ZooError
 from .files import atomic_path
-from .runlist import best_from_history, minimize, read_history
+from .runlist import best_from_history, minimize
 
 INSTALL_HINT = "pip install 'zoo[plot]'"
 DPI = 110
@@ -90,13 +89,10 @@ def _same_series(history: list[dict], a: str, b: str) -> bool:
 def plot_curves(run_dir: Path, cfg: dict[str, Any]) -> Path | None:
     from matplotlib.ticker import MaxNLocator
 
-    history = read_history(run_dir)
+    history = runs.RunDir(run_dir).read_history()
     if not history:
         return None
-    try:
-        metrics = json.loads((run_dir / runs.METRICS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        metrics = {}
+    metrics = runs.RunDir(run_dir).read_metrics()
     monitor = metrics.get("monitor") or cfg.get("monitor") or "val_loss"
     best_epoch = metrics.get("best_epoch") if "best_epoch" in metrics else best_from_history(history, monitor)[0]
 
@@ -158,7 +154,7 @@ class _Loaded:
     """The run's model (raw inputs in), config, and its data rebuilt from the seed (standardised)."""
 
     def __init__(self, run_dir: Path) -> None:
-        from .engine import load_data
+        from .parts import load_data
         from .inference import Predictor
 
         self.predictor = Predictor(run_dir, "cpu")
@@ -187,7 +183,7 @@ class _Loaded:
         """Undo the standardisation: the split's inputs in the data's original units, as numpy."""
         import numpy as np
 
-        from .engine import raw_inputs
+        from .evaluation import raw_inputs
 
         X = raw_inputs(self.model, X.float())
         return np.asarray(X.reshape(len(X), -1).numpy(), dtype=np.float64)
@@ -318,7 +314,7 @@ def plot_confusion(run_dir: Path, data: _Loaded) -> Path:
     import numpy as np
     from sklearn.metrics import confusion_matrix
 
-    from .engine import raw_inputs
+    from .evaluation import raw_inputs
 
     names = data.predictor.class_names()
     k = len(names)
@@ -355,10 +351,7 @@ def plot_confusion(run_dir: Path, data: _Loaded) -> Path:
 
 
 def _test_metrics(run_dir: Path) -> dict[str, float]:
-    try:
-        test = json.loads((run_dir / runs.METRICS).read_text(encoding="utf-8")).get("test") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
+    test = runs.RunDir(run_dir).read_metrics().get("test")
     return test if isinstance(test, dict) else {}
 
 
@@ -383,7 +376,8 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
     """
     require_matplotlib()
     run_dir = Path(run_dir)
-    cfg = runs.read_config(run_dir)
+    files = runs.RunDir(run_dir)
+    cfg = files.read_config()
     written: list[Path] = []
     failures: list[str] = []
 
@@ -405,7 +399,7 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
     width = math.prod(meta.get("input_shape") or [0])
     wants_model = ((task == "regression" and width == 1) or (task in ("binary", "multiclass") and width == 2)
                    or task == "multiclass")
-    if wants_model and (run_dir / runs.WEIGHTS).is_file():
+    if wants_model and files.weights.is_file():
         try:
             data = _Loaded(run_dir)
         except ZooError as exc:
@@ -423,9 +417,9 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
     if failures and warn is None:
         raise ZooError(failures[0])
     if not written and not failures:
-        status = runs.read_status(run_dir)
+        status = files.read_status()
         state = status.get("status", "unknown") if isinstance(status, dict) else "unknown"
-        why = (f"no epoch finished (no {runs.HISTORY}, no {runs.WEIGHTS})" if not (run_dir / runs.WEIGHTS).is_file()
+        why = (f"no epoch finished (no {runs.HISTORY}, no {runs.WEIGHTS})" if not files.weights.is_file()
                else f"it has no {runs.HISTORY}, and no model picture fits a {task} task on input shape "
                     f"{tuple(meta.get('input_shape') or ())}")
         raise UsageError(f"nothing to plot in {run_dir} (status: {state}): {why}")

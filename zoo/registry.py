@@ -24,6 +24,8 @@ import pluggy
 from . import hookspecs
 from .checks import describe_import_error, implementation_problems
 from .errors import PluginLoadError, UsageError, ZooError, did_you_mean
+from .kinds import HOOKS as _HOOKS
+from .kinds import PLURAL
 from .spec import KINDS
 
 GROUP = "zoo"
@@ -31,8 +33,6 @@ STRICT_ENV = "ZOO_STRICT_PLUGINS"
 ONLY_ENV = "ZOO_PLUGINS"
 DISABLE_ENV = "ZOO_DISABLE_PLUGINS"
 
-PLURAL = {"dataset": "datasets", "model": "models", "loss": "losses", "recipe": "recipes"}
-_HOOKS = {"dataset": "zoo_datasets", "model": "zoo_models", "loss": "zoo_losses", "recipe": "zoo_recipes"}
 
 
 @dataclass
@@ -62,10 +62,11 @@ class Plugin:
 
 @dataclass(frozen=True)
 class Entry:
-    """A declaration together with the plugin that contributed it."""
+    """A declaration together with the plugin that contributed it (``order``: when it was registered)."""
 
     spec: Any
     plugin: Plugin
+    order: int = 0
 
     @property
     def name(self) -> str:
@@ -108,6 +109,7 @@ class Registry:
     def __init__(self) -> None:
         self.plugins: dict[str, Plugin] = {}
         self._entries: dict[str, dict[str, list[Entry]]] = {k: {} for k in KINDS}
+        self._count = 0
         self.pm = pluggy.PluginManager("zoo")
         self.pm.add_hookspecs(hookspecs)
         self._verified: list[str] | None = None
@@ -197,7 +199,8 @@ class Registry:
                     if bad:
                         problems.append(f"{kind} {getattr(spec, 'name', '?')!r}: " + "; ".join(bad))
                         continue
-                    self._entries[kind].setdefault(spec.name, []).append(Entry(spec, plugin))
+                    self._count += 1
+                    self._entries[kind].setdefault(spec.name, []).append(Entry(spec, plugin, self._count))
                     plugin.contributes.setdefault(kind, []).append(spec.name)
         if problems:
             plugin.error = "invalid declarations: " + " | ".join(problems)
@@ -283,6 +286,11 @@ class Registry:
     def entries(self, kind: str) -> list[Entry]:
         """All entries of a kind, sorted by name (both sides of a conflict included)."""
         return [e for name in sorted(self._entries[kind]) for e in self._entries[kind][name]]
+
+    def declared(self, kind: str) -> list[Entry]:
+        """All entries of a kind in the order plugins declared them (plugins in entry-point order): the order
+        metrics are reported in."""
+        return sorted((e for entries in self._entries[kind].values() for e in entries), key=lambda e: e.order)
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])

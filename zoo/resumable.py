@@ -1,9 +1,10 @@
 """The resumable checkpoint of a run: one complete, consistent set of files at every instant.
 
 A checkpoint is a *generation*: a directory ``checkpoints/epoch-000018-<id>/`` holding
-every file a resume needs (the last weights, the best weights so far, the optimizer and
-random-generator states, and ``trainer.json`` with the epoch, history, best epoch and
-schedule). A new generation is written into a temporary directory beside the old one,
+every file a resume needs: the last weights, the random generators, the procedure's state
+(optimizers, schedules) and every callback's (such as the best weights so far), each as
+safetensors for its tensors and JSON for the rest (:func:`pack`), and ``trainer.json``
+with the epoch, the history and those JSON parts. A new generation is written into a temporary directory beside the old one,
 each file and the directory flushed to disk, and renamed into place; then the pointer
 ``checkpoint.json`` is replaced atomically to name it, and only after that is the old
 generation removed. A process killed at any instant (SIGKILL, power loss after the
@@ -28,7 +29,9 @@ from .files import critical, fsync_dir, fsync_file, storage_error, write_json
 
 POINTER = "checkpoint.json"
 DIRECTORY = "checkpoints"
-FORMAT = "zoo-checkpoint/1"
+FORMAT = "zoo-checkpoint/2"
+#: Generations of the development versions before 0.2 (refused with one line).
+OLD_FORMATS = ("zoo-checkpoint/1",)
 _NAME = re.compile(r"^epoch-\d{6,}-[0-9a-f]{6}$")
 
 
@@ -79,6 +82,9 @@ class CheckpointStore:
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{self.pointer} is not a readable checkpoint pointer ({exc})") from None
         name = data.get("generation") if isinstance(data, dict) else None
+        if isinstance(data, dict) and data.get("format") in OLD_FORMATS:
+            raise UsageError(f"{self.run_dir} holds a checkpoint in an older layout ({data['format']}), which this zoo "
+                             "cannot resume; 'zoo eval' and 'zoo predict' still read the run")
         if not isinstance(name, str) or not _NAME.match(name) or data.get("format") != FORMAT:
             raise CheckpointError(f"{self.pointer} does not name a checkpoint generation (format {FORMAT})")
         return name
@@ -125,7 +131,58 @@ def read_state(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is missing: the checkpoint is incomplete") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
-    keys = ("epoch", "history", "best", "schedule")
+    keys = ("epoch", "history", "procedure", "callbacks")
     if not isinstance(state, dict) or any(k not in state for k in keys):
         raise CheckpointError(f"{path} lacks {', '.join(k for k in keys if not isinstance(state, dict) or k not in state)}")
     return state
+
+
+# -- state as safetensors + JSON -------------------------------------------------------------
+
+_TENSOR, _ITEMS = "__tensor__", "__items__"
+
+
+def pack(state: Any, prefix: str = "") -> tuple[dict[str, Any], Any]:
+    """Split a state (nested dicts and lists of JSON values and tensors, such as an optimizer's
+    ``state_dict()``) into ``(tensors, plain)``: the tensors by a path name, for a safetensors file, and a
+    JSON-able copy holding ``{"__tensor__": name}`` in their places. Dicts with keys that are not
+    strings keep them as ``{"__items__": [[key, value], ...]}``. :func:`unpack` reverses it."""
+    import torch
+
+    tensors: dict[str, Any] = {}
+
+    def walk(obj: Any, path: str) -> Any:
+        if isinstance(obj, torch.Tensor):
+            tensors[path] = obj
+            return {_TENSOR: path}
+        if isinstance(obj, dict):
+            if all(isinstance(k, str) for k in obj) and _TENSOR not in obj and _ITEMS not in obj:
+                return {k: walk(v, f"{path}.{k}" if path else k) for k, v in obj.items()}
+            return {_ITEMS: [[k, walk(v, f"{path}.{i}" if path else str(i))] for i, (k, v) in enumerate(obj.items())]}
+        if isinstance(obj, (list, tuple)):
+            return [walk(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(obj)]
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return obj
+        raise TypeError(f"{path or 'the state'} is a {type(obj).__name__}: a checkpoint holds tensors and JSON "
+                        "values (dicts, lists, numbers, strings) only")
+
+    return tensors, walk(state, prefix)
+
+
+def unpack(tensors: dict[str, Any], plain: Any) -> Any:
+    """The state :func:`pack` split, joined again (a missing tensor is a CheckpointError)."""
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            if set(obj) == {_TENSOR}:
+                if obj[_TENSOR] not in tensors:
+                    raise CheckpointError(f"the checkpoint lacks the tensor {obj[_TENSOR]!r}")
+                return tensors[obj[_TENSOR]]
+            if set(obj) == {_ITEMS}:
+                return {(tuple(k) if isinstance(k, list) else k): walk(v) for k, v in obj[_ITEMS]}
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    return walk(plain)

@@ -11,50 +11,23 @@ can be read and ``status`` ``unknown`` rather than failing the whole listing.
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from . import runs
+from .config import MINIMIZE
 from .errors import UsageError
 from .locks import is_held
-from .metric_names import TASK_METRICS
+from .runs import RunDir
+from .runs import as_number as _number
 from .tables import MAX_WIDTH
 from .tables import format_table as format_columns
-
-#: Figures where smaller is better (kept in step with ``zoo.config.MINIMIZE``).
-MINIMIZE = ("loss", "mse", "mae")
 
 #: The keys of every row :func:`list_runs` returns.
 FIELDS = ("name", "path", "recipe", "dataset", "model", "loss", "task", "started", "finished", "status",
           "epochs", "planned_epochs", "best_epoch", "monitor", "best_value", "test_metric", "test_value", "error")
-
-
-def _read_json(path: Path) -> tuple[Any, bool]:
-    """``(data, ok)``: ``(None, True)`` when the file is absent, ``(None, False)`` when unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, True
-    except OSError:
-        return None, False
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None, False
-    return (data, True) if isinstance(data, dict) else (None, False)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _int(value: Any) -> int | None:
@@ -62,17 +35,9 @@ def _int(value: Any) -> int | None:
     return int(v) if v is not None else None
 
 
-def read_history(run_dir: str | os.PathLike) -> list[dict[str, float | None]]:
-    """The rows of ``history.csv`` as dicts of floats (non-numbers as None); [] if absent or unreadable."""
-    try:
-        with open(Path(run_dir) / runs.HISTORY, newline="", encoding="utf-8") as fh:
-            return [{k: _number(v) for k, v in row.items() if k} for row in csv.DictReader(fh)]
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
-
-
 def minimize(monitor: str) -> bool:
-    """Whether a smaller value of ``monitor`` (``val_loss``, ``val_accuracy``, ...) is better."""
+    """Whether a smaller value of ``monitor`` (``val_loss``, ``val_accuracy``, ...) is better (by the built-in
+    metrics' names: listing runs reads files, not plugins; a finished run records its best epoch)."""
     return monitor.removeprefix("val_") in MINIMIZE
 
 
@@ -99,7 +64,7 @@ def _value_at(history: list[dict[str, float | None]], epoch: int | None, monitor
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / runs.CONFIG).is_file() or (path / runs.STATUS).is_file())
+    return RunDir(path).is_run()
 
 
 def _name(value: Any) -> str | None:
@@ -109,12 +74,11 @@ def _name(value: Any) -> str | None:
 def describe_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     """One row of :func:`list_runs` for ``run_dir`` (never raises for broken files)."""
     d = Path(run_dir)
-    cfg, _ = _read_json(d / runs.CONFIG)
-    cfg = runs.flat_config(cfg or {})
-    status, status_ok = _read_json(d / runs.STATUS)
-    metrics, _ = _read_json(d / runs.METRICS)
-    metrics = metrics or {}
-    history = read_history(d)
+    run = RunDir(d)
+    cfg = run.read_loose_config()
+    status, status_ok = run.read_json(runs.STATUS)
+    metrics = run.read_metrics()
+    history = run.read_history()
     meta = cfg.get("meta") if isinstance(cfg.get("meta"), dict) else {}
     task = meta.get("task") or cfg.get("task")
 
@@ -136,7 +100,8 @@ def describe_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     test = metrics.get("test") if isinstance(metrics.get("test"), dict) else {}
     test_metric = test_value = None
     if test:
-        names = TASK_METRICS.get(task) or [k for k in test if k != "loss"] or ["loss"]
+        listed = cfg.get("metrics") if isinstance(cfg.get("metrics"), list) else []
+        names = listed or [k for k in test if k != "loss"] or ["loss"]  # the first metric is the headline
         test_metric = next((n for n in names if n in test), None)
         test_value = _number(test.get(test_metric)) if test_metric else None
 

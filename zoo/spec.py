@@ -34,7 +34,7 @@ INPUT_RANK = {"tabular": 1, "image": 3, "sequence": 2}
 #: ``value``: float ``(N, k)``, the model outputs k values.
 TARGETS = ("index", "binary", "value")
 
-PARAM_TYPES = ("int", "float", "bool", "str", "int-list", "float-list")
+PARAM_TYPES = ("int", "float", "bool", "str", "int-list", "float-list", "str-list")
 
 #: Parameter names a component may not declare: config-file sections use them for the
 #: component's own name and plugin (``[model] name = "mlp"``).
@@ -72,6 +72,8 @@ class Param:
     ``min``/``max`` bound numbers (and every item of a list), inclusively unless
     ``min_exclusive``/``max_exclusive``. Floats must be finite. A ``required`` parameter has
     no default (``None``): a run must set it, and resolving a config without it is an error.
+    ``requires`` names another parameter of the same component that must be set (true, or
+    non-zero) whenever this one is (Nesterov momentum needs momentum).
     """
 
     type: str
@@ -83,6 +85,7 @@ class Param:
     required: bool = False
     min_exclusive: bool = False
     max_exclusive: bool = False
+    requires: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in PARAM_TYPES:
@@ -132,6 +135,8 @@ class Param:
             d["max"] = self.max
             if self.max_exclusive:
                 d["max_exclusive"] = True
+        if self.requires:
+            d["requires"] = self.requires
         return d
 
 
@@ -191,15 +196,18 @@ def _coerce(key: str, type_: str, value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Component:
-    """Fields every contribution declares."""
+    """Fields every contribution declares. ``tasks`` are required of the kinds that serve some tasks
+    only (datasets, models, losses, metrics, procedures); optimizers, schedules, callbacks and
+    strategies serve every task."""
 
     name: str
     summary: str
-    tasks: tuple[str, ...]
-    impl: str
+    tasks: tuple[str, ...] = ()
+    impl: str = ""
     params: Mapping[str, Param] = field(default_factory=dict)
 
     kind = "component"
+    needs_tasks = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -212,12 +220,14 @@ class Component:
             out.append(f"name {self.name!r} must be lower-case letters, digits, '-' or '_', starting with a letter")
         if not isinstance(self.summary, str) or not self.summary.strip() or "\n" in self.summary.strip():
             out.append("summary must be one non-empty line")
-        if not self.tasks:
+        if self.needs_tasks and not self.tasks:
             out.append("declares no tasks")
         out += [f"unknown task {t!r}" for t in self.tasks if t not in TASKS]
         if not isinstance(self.impl, str) or not re.match(r"^[\w.]+:[\w.]+$", self.impl):
             out.append(f"impl {self.impl!r} must be 'module:attribute'")
         out += [f"parameter {k!r} is not a Param" for k, p in self.params.items() if not isinstance(p, Param)]
+        out += [f"parameter {k!r} requires {p.requires!r}, which it does not declare" for k, p in self.params.items()
+                if isinstance(p, Param) and p.requires and p.requires not in self.params]
         out += [f"parameter name {k!r} is reserved (config sections use it)" for k in self.params if k in RESERVED]
         return out
 
@@ -246,6 +256,10 @@ class Component:
             sets = " ".join(f"--set {self.kind}.{k}=..." for k in missing)
             what = "; ".join(f"{k}: {self.params[k].help}" if self.params[k].help else k for k in missing)
             raise UsageError(f"{self.kind} '{self.name}' needs {', '.join(missing)} ({what}): give {sets}")
+        for key, p in self.params.items():
+            if p.requires and out[key] and not out.get(p.requires):
+                need = f"{p.requires}=true" if self.params[p.requires].type == "bool" else f"{p.requires} > 0"
+                raise UsageError(f"{self.kind} '{self.name}': {key} needs {need} (--set {self.kind}.{p.requires}=...)")
         return out
 
     def describe(self) -> dict:
@@ -257,6 +271,88 @@ class Component:
             "params": {k: p.describe() for k, p in self.params.items()},
             "impl": self.impl,
         }
+
+
+@dataclass(frozen=True)
+class OptimizerSpec(Component):
+    """An optimizer. ``impl(params, *, lr, **hyperparameters)`` returns a ``torch.optim.Optimizer``
+    over ``params`` (the trained model's parameters)."""
+
+    kind = "optimizer"
+    needs_tasks = False
+
+
+@dataclass(frozen=True)
+class ScheduleSpec(Component):
+    """A learning-rate schedule. ``impl(optimizer, *, plan, **hyperparameters)`` returns a scheduler in
+    the ``torch.optim.lr_scheduler`` manner: ``step()`` after every optimizer step, ``state_dict()`` /
+    ``load_state_dict()`` with JSON-able state, and optionally ``epoch_end(value)``, called with the
+    monitored validation figure after each epoch (a plateau schedule). ``plan`` is a
+    :class:`zoo.procedures.SchedulePlan` (steps per epoch, total steps, warm-up steps, whether
+    smaller is better). ``warmup``: the schedule applies ``warmup_epochs`` itself."""
+
+    warmup: bool = False
+    kind = "schedule"
+    needs_tasks = False
+
+    def describe(self) -> dict:
+        return {**super().describe(), "warmup": self.warmup}
+
+
+@dataclass(frozen=True)
+class MetricSpec(Component):
+    """A metric. ``impl(pred, y, *, target)`` returns a float for one split: ``pred`` the model's outputs
+    in the data's units (logits for classification), ``y`` the dataset's targets. ``fast`` optionally
+    names a torch version for the per-epoch history (it must agree with ``impl``). ``default_for``:
+    the tasks every run reports it for; others are reported when a run names them (``metrics``)."""
+
+    fast: str | None = None
+    higher_is_better: bool = True
+    default_for: tuple[str, ...] = ()
+    kind = "metric"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "default_for", tuple(self.default_for))
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        out += [f"default_for {t!r} is not one of its tasks" for t in self.default_for if t not in self.tasks]
+        if self.fast is not None and not re.match(r"^[\w.]+:[\w.]+$", str(self.fast)):
+            out.append(f"fast {self.fast!r} must be 'module:attribute'")
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "fast": self.fast, "higher_is_better": self.higher_is_better,
+                "default_for": list(self.default_for)}
+
+
+@dataclass(frozen=True)
+class CallbackSpec(Component):
+    """A callback. ``impl(**hyperparameters)`` returns a :class:`zoo.callbacks.Callback`, which the training
+    loop calls at its events; its state travels in the resumable checkpoint."""
+
+    kind = "callback"
+    needs_tasks = False
+
+
+@dataclass(frozen=True)
+class ProcedureSpec(Component):
+    """A training procedure: what one training step is. ``impl(run)`` returns a
+    :class:`zoo.procedures.Procedure` for the run being set up (its config, data, model and the chosen
+    optimizer and schedule); it owns the optimizers, performs a step on a batch and evaluates a split."""
+
+    kind = "procedure"
+
+
+@dataclass(frozen=True)
+class StrategySpec(Component):
+    """An execution strategy: where and how the step runs. ``impl(**hyperparameters)`` returns a
+    :class:`zoo.strategies.Strategy` (device placement, batching, which process writes files, how
+    metrics are reduced)."""
+
+    kind = "strategy"
+    needs_tasks = False
 
 
 @dataclass(frozen=True)
@@ -400,4 +496,6 @@ class RecipeSpec:
         }
 
 
-KINDS = {"dataset": DatasetSpec, "model": ModelSpec, "loss": LossSpec, "recipe": RecipeSpec}
+#: Kind name -> declaration class (the table of kinds, with plurals and hooks, is :mod:`zoo.kinds`).
+KINDS = {cls.kind: cls for cls in (DatasetSpec, ModelSpec, LossSpec, RecipeSpec, OptimizerSpec, ScheduleSpec,
+                                   MetricSpec, CallbackSpec, ProcedureSpec, StrategySpec)}

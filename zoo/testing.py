@@ -1,4 +1,5 @@
-"""The plugin contract, as pytest cases a plugin runs in its own test suite.
+"""The plugin contract, as pytest cases a plugin runs in its own test suite, for every kind of component
+(the training kinds' checks are in :mod:`zoo.training_checks`).
 
 In a plugin's tests::
 
@@ -291,7 +292,7 @@ def _synthetic(task: str, input_kind: str, n: int = _N, seed: int = 0):
 def _model_setup(spec, task: str, seed: int = 0):
     import torch
 
-    from .engine import adapt_targets, out_features
+    from .parts import adapt_targets, out_features
 
     input_kind = spec.inputs[0]
     X, y, meta = _synthetic(task, input_kind)
@@ -412,7 +413,7 @@ def _accepts_problem(spec, task: str, shape: tuple[int, ...]) -> str | None:
     import torch
 
     from .data import DataMeta
-    from .engine import out_features
+    from .parts import out_features
 
     n = _N_ACCEPTS
     meta = {
@@ -499,7 +500,7 @@ def _check_model_roundtrip(spec, task: str) -> None:
 def _check_loss(spec, task: str) -> None:
     import torch
 
-    from .engine import adapt_targets, out_features
+    from .parts import adapt_targets, out_features
 
     _, y, meta = _synthetic(task, "tabular")
     n = len(y)
@@ -528,29 +529,37 @@ def _check_loss(spec, task: str) -> None:
 def _check_recipe(spec, registry: Registry) -> None:
     from . import engine
     from .config import resolve
+    from .saved import evaluate_run
 
     cfg = resolve(spec.name, registry=registry, epochs=1, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         run = engine.fit(cfg, registry=registry, out=Path(tmp) / "run")
-        again = engine.evaluate_run(run.dir, split="test", device="cpu", registry=registry)
+        again = evaluate_run(run.dir, split="test", device="cpu", registry=registry)
         for k, v in run.metrics["test"].items():
             if not (v == again[k] or (math.isnan(v) and math.isnan(again[k]))):
                 _fail(f"recipe '{spec.name}': the saved run evaluates to {k}={again[k]} but training reported {v}")
 
 
 def _recipe_registry(plugin_name: str, module: ModuleType, info: Plugin, recipe) -> Registry:
-    """The plugin under test plus the installed plugins providing the parts the recipe names."""
+    """The plugin under test plus the installed plugins providing the parts the recipe names (or a run gets by
+    default: the optimizer, schedule, procedure, strategy) and the metrics."""
+    from .kinds import KINDS, PARTS
+
     reg = Registry()
     reg.add(dataclasses.replace(info, module=None, error=None, contract=None, contributes={}), module)
     installed = get_registry()
-    for kind in ("dataset", "model", "loss"):
-        name = getattr(recipe, kind)
-        if name in reg.names(kind):
-            continue
-        entry: Entry = installed.get(kind, name)
+
+    def add(entry: Entry) -> None:
         if entry.plugin.name not in reg.plugins and entry.plugin.module is not None:
             reg.add(Plugin(entry.plugin.name, entry.plugin.dist, entry.plugin.version, entry.plugin.value),
                     entry.plugin.module)
+
+    for kind in PARTS:
+        name = getattr(recipe, kind, None) or recipe.train.get(kind) or KINDS[kind].default
+        if name not in reg.names(kind):
+            add(installed.get(kind, name))
+    for entry in installed.entries("metric"):
+        add(entry)
     return reg
 
 
@@ -566,8 +575,31 @@ def plugin_checks(plugin: str | ModuleType) -> list[Check]:
     def bad_tasks(spec) -> list[str]:
         return [t for t in getattr(spec, "tasks", ()) if t in TASKS]
 
+    from . import training_checks as tc
+    from .kinds import KIND_TABLE
+
     add(f"plugin:{name}:contract-version", _check_contract, module)
     add(f"plugin:{name}:hooks", _check_hooks, reg, registered)
+    harness: list[Registry] = []
+
+    def in_a_run(spec) -> None:  # one harness registry for the plugin's run checks, built when first needed
+        if not harness:
+            harness.append(tc.harness_registry(module, info))
+        tc.check_in_a_run(spec, harness[0])
+
+    for kind in (k.name for k in KIND_TABLE if k.name not in ("dataset", "model", "loss", "recipe")):
+        for spec in specs.get(kind, []):
+            sname = getattr(spec, "name", "?")
+            add(f"{kind}:{sname}:declaration", _check_declaration, spec, name, specs)
+            if kind == "optimizer":
+                add(f"optimizer:{sname}:steps-and-restores", tc.check_optimizer, spec)
+            elif kind == "schedule":
+                add(f"schedule:{sname}:plans-and-restores", tc.check_schedule, spec)
+            elif kind == "metric":
+                for task in bad_tasks(spec):
+                    add(f"metric:{sname}:scores[{task}]", tc.check_metric, spec, task)
+            elif kind in ("callback", "strategy") or "regression" in getattr(spec, "tasks", ()):
+                add(f"{kind}:{sname}:trains-and-resumes", in_a_run, spec)
     for kind in ("dataset", "model", "loss", "recipe"):
         for spec in specs.get(kind, []):
             sname = getattr(spec, "name", "?")

@@ -18,7 +18,7 @@ import zoo
 from zoo import runs
 from zoo.config import resolve
 from zoo.data import Splits
-from zoo.engine import compute_loss, split_outputs
+from zoo.evaluation import compute_loss, split_outputs
 from zoo.errors import UsageError
 from zoo.registry import get_registry
 

@@ -15,7 +15,7 @@ import torch
 import zoo
 from zoo import runs
 from zoo.config import resolve
-from zoo.engine import adapt_targets, out_features
+from zoo.parts import adapt_targets, out_features
 from zoo.errors import UsageError, ZooError
 from zoo.registry import get_registry
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.optim import FlatFusedAdam
+from zoo_training.optim import FlatFusedAdam
 
 
 @pytest.mark.parametrize("decoupled, cls", [(False, torch.optim.Adam), (True, torch.optim.AdamW)])

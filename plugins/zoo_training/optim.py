@@ -16,12 +16,14 @@ from typing import Any, Iterable
 import torch
 
 
-class FlatFusedAdam:
+class FlatFusedAdam(torch.optim.Optimizer):
     """A drop-in for ``torch.optim.Adam``/``AdamW`` (fused) on a flat buffer.
 
-    It offers what the engine and the schedules use of an optimizer: ``step``,
-    ``zero_grad``, ``param_groups`` (one group; its ``lr`` may be changed between
-    steps) and ``state_dict``/``load_state_dict``.
+    It is a ``torch.optim.Optimizer`` (so ``torch.optim.lr_scheduler`` schedules drive it) and
+    offers what they and the training step use: ``step``, ``zero_grad``, ``param_groups`` (one
+    group; its ``lr`` may be changed between steps) and ``state_dict``/``load_state_dict``.
+    ``Optimizer.__init__`` is deliberately not called: it would wrap ``step`` in profiling hooks,
+    the per-call overhead this class exists to avoid.
     """
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3, betas=(0.9, 0.999),
@@ -44,8 +46,10 @@ class FlatFusedAdam:
                 p.grad = self.grad[offset : offset + n].view_as(p)
                 offset += n
         self.params = params
-        self.param_groups = [{"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                              "decoupled": decoupled, "params": [0]}]
+        self.defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                         "decoupled": decoupled}
+        self.param_groups = [{**self.defaults, "params": [0]}]
+        self.state = {}
         self.exp_avg = torch.zeros_like(self.flat)
         self.exp_avg_sq = torch.zeros_like(self.flat)
         self.steps = torch.zeros((), dtype=torch.float32, device=self.flat.device if self.flat.is_cuda else "cpu")

@@ -1,0 +1,188 @@
+"""Metric implementations: ``metric(pred, y, *, target) -> float``.
+
+``pred`` is a model's output over a split (values in the data's units, or class logits),
+``y`` the dataset's targets, ``target`` the loss's target layout (``index``: one logit per
+class; ``binary``: one logit; ``value``). Each metric has an exact version computed with
+scikit-learn (final metrics, ``zoo eval``) and a ``fast_*`` version in torch for the
+per-epoch history; a test holds them together to 1e-9.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def predictions(output: torch.Tensor, target: str) -> torch.Tensor:
+    """Raw model outputs -> predictions: class indices or values."""
+    if target == "index":
+        return output.argmax(dim=1)
+    if target == "binary":
+        return (output.reshape(-1) > 0).long()
+    return output
+
+
+def scores(output: torch.Tensor, target: str) -> torch.Tensor | None:
+    """Positive-class probability for a binary task (for ROC AUC), else None."""
+    if target == "index" and output.shape[1] == 2:
+        return torch.softmax(output.double(), dim=1)[:, 1]
+    if target == "binary":
+        return torch.sigmoid(output.double().reshape(-1))
+    return None
+
+
+# -- exact (scikit-learn) ----------------------------------------------------------------------
+
+
+def _values(pred, y, target):
+    y_np = y.detach().cpu().numpy().astype(np.float64)
+    p = predictions(pred.detach().double().cpu(), target).numpy().reshape(y_np.shape)
+    return y_np, p
+
+
+def _labels(pred, y, target):
+    return y.detach().cpu().numpy().reshape(-1).astype(np.int64), predictions(pred.detach().double().cpu(),
+                                                                             target).numpy()
+
+
+def mse(pred, y, *, target):
+    from sklearn.metrics import mean_squared_error
+
+    return float(mean_squared_error(*_values(pred, y, target)))
+
+
+def mae(pred, y, *, target):
+    from sklearn.metrics import mean_absolute_error
+
+    return float(mean_absolute_error(*_values(pred, y, target)))
+
+
+def r2(pred, y, *, target):
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(*_values(pred, y, target)))
+
+
+def accuracy(pred, y, *, target):
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(*_labels(pred, y, target)))
+
+
+def f1(pred, y, *, target):
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(*_labels(pred, y, target), zero_division=0))
+
+
+def precision(pred, y, *, target):
+    from sklearn.metrics import precision_score
+
+    return float(precision_score(*_labels(pred, y, target), zero_division=0))
+
+
+def recall(pred, y, *, target):
+    from sklearn.metrics import recall_score
+
+    return float(recall_score(*_labels(pred, y, target), zero_division=0))
+
+
+def roc_auc(pred, y, *, target):
+    from sklearn.metrics import roc_auc_score
+
+    y_np = y.detach().cpu().numpy().reshape(-1).astype(np.int64)
+    if len(np.unique(y_np)) != 2:
+        return float("nan")
+    return float(roc_auc_score(y_np, scores(pred.detach().double().cpu(), target).numpy()))
+
+
+def f1_macro(pred, y, *, target):
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(*_labels(pred, y, target), average="macro", zero_division=0))
+
+
+# -- fast (torch, per epoch) -------------------------------------------------------------------
+
+
+def _fast_err(pred, y, target):
+    yt = y.detach().double().reshape(len(y), -1)
+    return predictions(pred.detach().double(), target).reshape(yt.shape) - yt, yt
+
+
+def fast_mse(pred, y, *, target):
+    return float(_fast_err(pred, y, target)[0].pow(2).mean())
+
+
+def fast_mae(pred, y, *, target):
+    return float(_fast_err(pred, y, target)[0].abs().mean())
+
+
+def fast_r2(pred, y, *, target):
+    err, yt = _fast_err(pred, y, target)
+    ss_res = err.pow(2).sum(0)
+    ss_tot = (yt - yt.mean(0)).pow(2).sum(0)
+    r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp_min(1e-300),
+                     torch.where(ss_res == 0, torch.ones_like(ss_res), torch.zeros_like(ss_res)))
+    return float(r2.mean())
+
+
+def _fast_labels(pred, y, target):
+    return predictions(pred.detach().double(), target).reshape(-1).long(), y.detach().reshape(-1).long()
+
+
+def _counts(pred, y, target):
+    p, t = _fast_labels(pred, y, target)
+    tp = float(((p == 1) & (t == 1)).sum())
+    fp = float(((p == 1) & (t == 0)).sum())
+    fn = float(((p == 0) & (t == 1)).sum())
+    return tp, fp, fn
+
+
+def fast_accuracy(pred, y, *, target):
+    p, t = _fast_labels(pred, y, target)
+    return float((p == t).double().mean())
+
+
+def fast_f1(pred, y, *, target):
+    tp, fp, fn = _counts(pred, y, target)
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def fast_precision(pred, y, *, target):
+    tp, fp, _ = _counts(pred, y, target)
+    return tp / (tp + fp) if tp + fp else 0.0
+
+
+def fast_recall(pred, y, *, target):
+    tp, _, fn = _counts(pred, y, target)
+    return tp / (tp + fn) if tp + fn else 0.0
+
+
+def fast_roc_auc(pred, y, *, target):
+    """Area under the ROC curve as the Mann-Whitney statistic, ties counted half."""
+    t = y.detach().reshape(-1).long()
+    s = scores(pred.detach().double(), target)
+    pos, neg = int((t == 1).sum()), int((t == 0).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    order = torch.argsort(s)
+    sorted_s = s[order]
+    ranks = torch.empty_like(s)
+    ranks[order] = torch.arange(1, len(s) + 1, dtype=torch.float64)
+    uniq, inverse, counts = torch.unique_consecutive(sorted_s, return_inverse=True, return_counts=True)
+    if len(uniq) < len(s):  # average ranks over ties
+        ends = torch.cumsum(counts, 0).double()
+        ranks[order] = (ends - (counts.double() - 1) / 2)[inverse]
+    return float((ranks[t == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def fast_f1_macro(pred, y, *, target):
+    p, t = _fast_labels(pred, y, target)
+    f1s = []
+    for c in torch.unique(torch.cat([t, p])):
+        tp = float(((p == c) & (t == c)).sum())
+        fp = float(((p == c) & (t != c)).sum())
+        fn = float(((p != c) & (t == c)).sum())
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return sum(f1s) / len(f1s)
