@@ -1,7 +1,7 @@
 """zoo's benchmark suite: is the engine as fast as the code it replaces, at the same quality?
 
 ``python -m bench [--quick] [--repeats N] [--epochs N] [--only NAME] [--out DIR]`` measures,
-in one process and side by side on the same data, six figures, each as a ratio:
+in one process and side by side on the same data, seven figures, each as a ratio:
 
 1. ``tight``: the zoo engine vs a tight hand-written loop (same model, optimizer
    implementation, seed and threads), on ``regression-mlp`` and ``digits-cnn``; also
@@ -10,7 +10,9 @@ in one process and side by side on the same data, six figures, each as a ratio:
 3. ``sklearn``: the engine vs scikit-learn's ``MLPRegressor`` / ``MLPClassifier``;
 4. ``startup``: ``zoo list`` and ``zoo --help`` vs ``python -c "import torch"``;
 5. ``reload``: the post-save reload check as a share of a training run;
-6. ``memory``: peak resident memory of ``zoo train regression-mlp`` vs the same work by hand.
+6. ``memory``: peak resident memory of ``zoo train regression-mlp`` vs the same work by hand;
+7. ``scaling``: ``digits-resnet`` on 2 processes (DDP, gloo) vs 1, and the distributed path at
+   world size 1 vs the plain engine.
 
 Timed sides are interleaved (A B A B ...) and summarised by their medians; every
 training figure reports the test score each side reached. This module stays light
@@ -20,6 +22,6 @@ training figure reports the test score each side reached. This module stays ligh
 from __future__ import annotations
 
 #: Figure keys in report order: ``--only`` takes these (or their numbers).
-FIGURES = ("tight", "dataloader", "sklearn", "startup", "reload", "memory")
+FIGURES = ("tight", "dataloader", "sklearn", "startup", "reload", "memory", "scaling")
 
 __all__ = ["FIGURES"]

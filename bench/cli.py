@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="zoo's benchmark suite: the engine vs a tight loop, the DataLoader loop and scikit-learn, "
-                    "start-up, the reload check and peak memory, each as a ratio with both sides' test scores.",
+                    "start-up, the reload check, peak memory and distributed scaling, each as a ratio with both "
+                    "sides' test scores.",
         epilog="python -m bench quality [--recipes a,b] [--seeds N] [--quick]: every recipe's test score "
                "against scikit-learn peers (see bench/quality.py). python -m bench tune RECIPE --grid KEY=V1,V2 "
                "[--grid ...] [--seeds N]: rank a recipe's settings by mean validation score (see bench/tune.py).",
@@ -98,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         got, checks = figures.training(settings, log, errors)
         rows += got
         parity += checks
-    for name, fn in (("startup", figures.startup), ("reload", figures.reload_share), ("memory", figures.memory)):
+    from .scaling import scaling
+
+    for name, fn in (("startup", figures.startup), ("reload", figures.reload_share), ("memory", figures.memory),
+                     ("scaling", scaling)):
         if name not in only:
             continue
         try:

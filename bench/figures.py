@@ -1,4 +1,4 @@
-"""The six figures: each measures two sides and returns report rows (see :func:`row`).
+"""The figures: each measures two sides and returns report rows (see :func:`row`).
 
 A row holds both sides' medians and samples, the ratio with what it means, the target
 and whether it was met, and the test score each side reached (``None`` where a figure
@@ -42,6 +42,7 @@ TITLES = {
     "startup": "start-up vs import torch",
     "reload": "reload check share of a run",
     "memory": "peak memory vs by hand",
+    "scaling": "distributed data parallel",
 }
 NUMBERS = {key: i + 1 for i, key in enumerate(TITLES)}
 SPEEDUP = "other time / zoo time (> 1: zoo faster)"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ("tight", "dataloader", "sklearn", "startup", "reload", "memory")
+FIGURES = ("tight", "dataloader", "sklearn", "startup", "reload", "memory", "scaling")
 TRAINING = ("tight", "dataloader", "sklearn")
 
 
@@ -40,7 +40,7 @@ def test_report_files_hold_every_figure_with_ratio_and_scores(report):
         assert r["target"]["text"] and isinstance(r["target_met"], bool)
         for side in ("zoo", "other"):
             assert "score" in r[side] and r[side]["value"] > 0
-            if r["key"] in TRAINING + ("reload", "memory"):  # a model was trained: its test score is reported
+            if r["key"] in TRAINING + ("reload", "memory", "scaling"):  # a model was trained: its test score is reported
                 assert r[side]["score"]["metric"] in ("mse", "accuracy")
                 assert math.isfinite(r[side]["score"]["value"])
     workloads = {(r["key"], r.get("workload")) for r in data["rows"]}

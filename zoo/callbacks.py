@@ -225,7 +225,8 @@ class Checkpointing(Callback):
 
 class StatusFile(Callback):
     """The run's ``run.json``: running, finished, stopped early, interrupted or failed, with when and why.
-    A failure to write it (a full disk) never hides the error being reported."""
+    A failure to write it (a full disk) never hides the error being reported. With several processes
+    only the writer has a ``path``; the others keep the record without writing it."""
 
     def __init__(self, path: Any, status: dict[str, Any], warn: Any = None) -> None:
         self.path, self.status, self.warn = path, status, warn
@@ -237,6 +238,8 @@ class StatusFile(Callback):
         if state is not None:
             self.status["status"] = state
         self.status.update(fields)
+        if self.path is None:
+            return
         try:
             write_json(self.path, self.status)
         except ZooError as exc:
@@ -255,7 +258,8 @@ class StatusFile(Callback):
 
         self.status.update(status=run.status, finished=now(), epochs=trainer.epoch, best_epoch=run.best_epoch,
                            seconds=trainer.history[-1]["time"] if trainer.history else 0.0)
-        write_json(self.path, self.status)  # a failure here fails the run (on_exception records it)
+        if self.path is not None:
+            write_json(self.path, self.status)  # a failure here fails the run (on_exception records it)
 
     def on_exception(self, trainer: Trainer, exc: BaseException) -> None:
         from .errors import TrainingAborted, TrainingInterrupted

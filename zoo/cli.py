@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .errors import UsageError, ZooError, did_you_mean
+from .launch import RECORD_ENV
 from .kinds import KIND_ARGS, KIND_TABLE, KINDS, PLURAL
 from .registry import get_registry
 from .settings import FLAGS, TRAIN_PARAMS
@@ -28,6 +29,14 @@ DEBUG_ENV = "ZOO_DEBUG"
 def _one_line(text: str, limit: int = 2000) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _process_rank() -> int:
+    """This process's rank in a run a launcher started (0 otherwise)."""
+    try:
+        return int(os.environ.get("RANK", "0")) if "LOCAL_RANK" in os.environ else 0
+    except ValueError:
+        return 0
 
 
 class ZooGroup(click.Group):
@@ -42,7 +51,12 @@ class ZooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ZooError as exc:
-            click.echo(f"error: {_one_line(exc)}", err=True)
+            rank = _process_rank()
+            if rank and exc.shared:  # every process raised it: the first one reports
+                sys.exit(exc.exit_code)
+            if getattr(exc, "peer_failure", False) and os.environ.get(RECORD_ENV):
+                sys.exit(exc.exit_code)  # another process died: the 'zoo train --nproc' that started us says which
+            click.echo(f"error: {f'[process {rank}] ' if rank else ''}{_one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -413,9 +427,15 @@ def _setting_flags(command):
               help="Continue this run directory (only --epochs, the total, and --device may change).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory to create (default runs/<name>-<time>).")
 @click.option("--plot", is_flag=True, help="Also write the run's pictures (as 'zoo plot').")
+@click.option("--nproc", type=click.IntRange(1, 1024), metavar="N",
+              help="Train on N processes of this machine (distributed data parallel, started by torchrun; one per "
+                   "GPU on CUDA).")
+@click.option("--max-restarts", type=click.IntRange(0, 1000), default=0, show_default=True, metavar="N",
+              help="With --nproc: restart the processes up to N times after a failure; they continue from the last "
+                   "checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_config, config_format, resume_dir,
-              out, plot, quiet, **flags):
+              out, plot, nproc, max_restarts, quiet, **flags):
     """Train RECIPE, or --dataset/--model/--loss, and save a run directory.
 
     \b
@@ -425,10 +445,20 @@ def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_
     zoo train moons-mlp --print-config > experiment.toml
     zoo train --config experiment.toml --epochs 50
     zoo train --resume runs/regression-mlp-20261126-151201 --epochs 120
+    zoo train digits-resnet --nproc 2
     """
     from .config import parse_sets, resolve
+    from .launch import launch_env
+    from .restarts import previous_attempt
     from .progress import reporter_for
 
+    env = launch_env()
+    if env is not None and nproc is not None:
+        raise UsageError("--nproc starts the processes; under torchrun (which started this one) leave it out")
+    if max_restarts and nproc is None:
+        raise UsageError("--max-restarts needs --nproc (under torchrun, give torchrun --max-restarts)")
+    writer = env is None or env.rank == 0
+    quiet = quiet or not writer  # one process reports; the others train silently
     if plot:  # fail before training, not after, when matplotlib is missing
         from .plots import require_matplotlib
 
@@ -447,20 +477,33 @@ def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_
 
         if flags["device"]:
             check_device(flags["device"])
+        if nproc is not None:
+            from .runs import RunDir
+
+            RunDir(resume_dir).read_config()  # a run that cannot be resumed is refused before any process starts
+            _launch(nproc, max_restarts)
         run = engine.resume(resume_dir, epochs=flags["epochs"], device=flags["device"], reporter=reporter_for(quiet))
     else:
         from .configfile import dump, load, to_document
 
         base = load(config_file) if config_file else None
         cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=parse_sets(sets), base=base,
-                      note=None if quiet else (lambda text: click.echo(f"note: {text}", err=True)),
-                      callbacks=list(callbacks), **flags)
+                      note=None if quiet or nproc else (lambda text: click.echo(f"note: {text}", err=True)),
+                      callbacks=list(callbacks), world_size=nproc, **flags)
         if print_config:
             click.echo(dump(to_document(cfg), config_format), nl=False)
             return
+        if nproc is not None:  # the config is checked (for nproc processes): now start them
+            _launch(nproc, max_restarts)
         from . import engine
 
-        run = engine.fit(cfg, out=out, reporter=reporter_for(quiet))
+        earlier = previous_attempt(out)  # restarted by the launcher: continue the run the failed attempt began
+        if earlier is not None:
+            run = engine.resume(earlier, reporter=reporter_for(quiet))
+        else:
+            run = engine.fit(cfg, out=out, reporter=reporter_for(quiet))
+    if not writer:
+        return
     for split in ("val", "test"):
         click.echo(f"{split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in run.metrics[split].items()))
     note = f", best epoch {run.best_epoch} of {len(run.history)}" if run.best_epoch != len(run.history) else ""
@@ -473,6 +516,24 @@ def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_
                 click.echo(f"wrote {path}")
         except ZooError as exc:
             click.secho(f"warning: no pictures: {exc}", err=True, fg="yellow")
+
+
+def _launch(nproc: int, max_restarts: int) -> None:
+    """Run this same ``zoo train`` command (without ``--nproc``) on ``nproc`` processes under torchrun; exit with
+    their outcome."""
+    from .launch import run_torchrun
+
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in ("--nproc", "--max-restarts"):
+            skip = "=" not in arg
+            continue
+        argv.append(arg)
+    sys.exit(run_torchrun(argv, nproc, max_restarts))
 
 
 @main.command("eval")

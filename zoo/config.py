@@ -180,6 +180,7 @@ def resolve(
     base: Mapping[str, Any] | None = None,
     note: Callable[[str], None] | None = None,
     callbacks: list[str] | None = None,
+    world_size: int | None = None,
     **train: Any,
 ) -> dict[str, Any]:
     """Return the fully resolved run config (a flat, JSON-able dict) or raise UsageError.
@@ -191,6 +192,8 @@ def resolve(
     Precedence: recipe < ``base`` (a config document, see :func:`zoo.configfile.load`) <
     explicit arguments; the same key given twice among the explicit ones is an error. ``note``
     receives one-line notes about choices made for the user (a default loss, an inferred task).
+    ``world_size``: the processes the run will train on (default: what a launcher that started this
+    process says, else 1); with several, a run that names no strategy gets a distributed one.
     """
     from .configfile import flatten
 
@@ -345,6 +348,14 @@ def resolve(
             once("loss", key, spelled)
             given["loss"][key] = value
     check_combination(entries["dataset"], entries["model"], entries["loss"], reg, task)
+    if not entries["strategy"].spec.distributed and launched_processes(world_size) > 1:
+        chosen = next((spelled for key, _, spelled in explicit if key.removeprefix("train.") == "strategy"), None)
+        if chosen is not None or base.get("strategy"):
+            raise UsageError(f"{chosen or 'the config file'}: strategy '{entries['strategy'].name}' runs one process, "
+                             f"but {launched_processes(world_size)} were started; choose a distributed one "
+                             "('zoo list strategies') or leave it out")
+        entries["strategy"] = _distributed_default(reg)
+        given["strategy"] = {}
     procedure = entries["procedure"].spec
     if task not in procedure.tasks:
         raise UsageError(f"procedure '{procedure.name}' cannot train dataset '{names['dataset']}': the dataset is a "
@@ -462,6 +473,40 @@ def entries_for(cfg: Mapping[str, Any], registry: Registry | None = None) -> Com
         except UsageError:
             out[part] = reg.get(part, name)
     return Combination(**out)
+
+
+def launched_processes(world_size: int | None = None) -> int:
+    """The processes a run trains on: ``world_size`` if given, else the launcher's ``WORLD_SIZE``, else 1."""
+    if world_size is not None:
+        return world_size
+    from .launch import launch_env
+
+    env = launch_env()
+    return env.world_size if env is not None else 1
+
+
+def _distributed_default(reg: Registry) -> Entry:
+    from .launch import DISTRIBUTED_DEFAULT
+
+    try:
+        entry = reg.get("strategy", DISTRIBUTED_DEFAULT)
+    except UsageError:
+        entry = None
+    if entry is None or not entry.spec.distributed:
+        raise UsageError("several processes were started but no installed strategy runs on several ('zoo list "
+                         "strategies'); install one or start one process")
+    return entry
+
+
+def strategy_for_launch(cfg: Mapping[str, Any], registry: Registry | None = None) -> dict[str, Any]:
+    """The strategy keys a saved run's config needs to continue on the processes that run it now: a run
+    trained by one process and resumed by several gets the distributed default; otherwise nothing changes
+    (a distributed strategy runs on one process too)."""
+    reg = registry or get_registry()
+    if launched_processes() <= 1 or entries_for(cfg, reg).strategy.spec.distributed:
+        return {}
+    entry = _distributed_default(reg)
+    return {"strategy": entry.name, "strategy_plugin": entry.plugin.name, "strategy_params": {}}
 
 
 def run_task(cfg: Mapping[str, Any]) -> str:

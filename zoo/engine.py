@@ -37,6 +37,7 @@ from .config import entries_for, minimize
 from .errors import CheckpointError, TrainingAborted, TrainingInterrupted, UsageError, ZooError
 from .evaluation import MetricSet, head_inputs, raw_inputs, split_len
 from .files import defer_until_safe, write_json, write_text
+from .launch import note_run_dir
 from .locks import RunLock
 from .parts import RunModel, build_model, choose_threads, fit_scales, load_data, out_features
 from .procedures import NonFiniteLoss, Procedure, RunContext
@@ -231,6 +232,10 @@ class Trainer:
         self.registry = registry or get_registry()
         self.combo = combo = entries_for(cfg, self.registry)
         self.strategy = self._build_strategy(cfg)
+        #: Whether this process writes the run's files and reports (with several processes, the first alone).
+        self.is_writer = self.strategy.is_writer
+        if not self.is_writer:
+            self.reporter = Reporter()
         seed = cfg["seed"]
         torch.manual_seed(seed)
         self.splits = load_data(combo, cfg)
@@ -238,6 +243,11 @@ class Trainer:
         cfg = {**cfg, "task": meta.task, "target": combo.loss.spec.target, "meta": meta.to_json(),
                "zoo_version": __version__}
         cfg["out_features"] = out_features(meta, cfg["target"])
+        processes = self.strategy.describe()
+        if processes is not None:
+            cfg["distributed"] = processes
+        else:
+            cfg.pop("distributed", None)
         self.cfg = cfg
         torch.manual_seed(seed)
         model = build_model(combo, cfg, meta)
@@ -268,28 +278,59 @@ class Trainer:
         if run_dir is None:
             self.procedure.probe()  # parts that do not fit fail here, before any file is made
             self._stop_if_asked("before training started: nothing was saved")
-            stem = cfg["recipe"] or f"{cfg['dataset']}-{cfg['model']}-{cfg['loss']}"
-            run_dir, self.lock = runs.create_run_dir(stem, out)
+            run_dir = self._claim_run_dir(out)
             self.run_dir, self.files = Path(run_dir), RunDir(run_dir)
-            self.status = StatusFile(self.files.status, {"status": "running", "started": now(),
-                                                         "zoo_version": __version__}, self.reporter.message)
-            try:
-                write_json(self.files.status, self.status.status)
-                self.files.write_config(cfg)
-                if self.splits.state:
-                    write_json(self.files.preprocess_state, self.splits.state)
-            except BaseException:
-                self.status.write("failed")
-                self.close()
-                raise
+            if self.is_writer and self.strategy.distributed:
+                note_run_dir(run_dir)
+            record = {"status": "running", "started": now(), "zoo_version": __version__}
+            if processes is not None:
+                record["distributed"] = processes
+            self.status = StatusFile(self.files.status if self.is_writer else None, record, self.reporter.message)
+            if self.is_writer:
+                try:
+                    write_json(self.files.status, self.status.status)
+                    self.files.write_config(cfg)
+                    if self.splits.state:
+                        write_json(self.files.preprocess_state, self.splits.state)
+                except BaseException:
+                    self.status.write("failed")
+                    self.close()
+                    raise
         else:
             self.run_dir, self.files = Path(run_dir), RunDir(run_dir)
-            self.status = StatusFile(self.files.status, self.files.read_status(), self.reporter.message)
+            if self.is_writer and self.strategy.distributed:
+                note_run_dir(run_dir)
+            record = self.files.read_status()
+            if processes is not None:
+                record["distributed"] = processes
+            else:
+                record.pop("distributed", None)
+            self.status = StatusFile(self.files.status if self.is_writer else None, record, self.reporter.message)
             self._stop_if_asked("before training resumed: the run is unchanged")
         self.store = self.files.checkpoints()
         self.callbacks = self._callbacks(list(callbacks))
 
     # -- building ------------------------------------------------------------------------
+
+    def _claim_run_dir(self, out: str | Path | None) -> Path:
+        """A new run directory: made by the writer; with several processes, its path (or the one-line reason
+        it could not be made) shared with the others."""
+        stem = self.cfg["recipe"] or f"{self.cfg['dataset']}-{self.cfg['model']}-{self.cfg['loss']}"
+        made: tuple[str, str] | None = None
+        if self.is_writer:
+            try:
+                run_dir, self.lock = runs.create_run_dir(stem, out)
+                made = ("ok", str(run_dir))
+            except ZooError as exc:
+                made = ("error", str(exc))
+                self.strategy.broadcast(made)
+                raise
+        kind, text = self.strategy.broadcast(made)
+        if kind == "error":
+            err = ZooError(text)
+            err.shared = True  # the writer reports it
+            raise err
+        return Path(text)
 
     def _build_strategy(self, cfg: dict[str, Any]) -> Strategy:
         entry = self.combo.strategy
@@ -370,7 +411,11 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Commit a new checkpoint generation (see :mod:`zoo.resumable`), then publish the derived files
-        (``history.csv``, and ``model.safetensors`` when the best epoch changed) from what was committed."""
+        (``history.csv``, and ``model.safetensors`` when the best epoch changed) from what was committed.
+        Only the writer writes; every process holds the same state."""
+        if not self.is_writer:
+            self.saved_epoch, self.saved_at = self.epoch, time.perf_counter()
+            return
         tag = {"epoch": str(self.epoch)}
         proc_tensors, proc_plain = pack(self.procedure.state_dict())
         states = {}
@@ -399,6 +444,8 @@ class Trainer:
     def _publish(self) -> None:
         """The run's readable files that follow the committed checkpoint: history and the best weights so far.
         They are copies: a resume rebuilds them from the checkpoint, so they may lag it but never disagree."""
+        if not self.is_writer:
+            return
         write_text(self.files.history, _history_csv(self.history), fsync=False)
         if self.best.weights is not None and self.best.epoch != self.published_best:
             checkpoint.save_weights(self.best.weights, self.files.weights,
@@ -406,10 +453,13 @@ class Trainer:
             self.published_best = self.best.epoch
 
     def restore_checkpoint(self) -> None:
-        """Continue from the current checkpoint generation; debris of an interrupted write is removed first."""
-        removed = self.store.clean()
-        if removed:
-            self.reporter.message(f"removed what an interrupted write left behind: {', '.join(removed)}")
+        """Continue from the current checkpoint generation; debris of an interrupted write is removed first (by
+        the writer; every process reads the same generation)."""
+        if self.is_writer:
+            removed = self.store.clean()
+            if removed:
+                self.reporter.message(f"removed what an interrupted write left behind: {', '.join(removed)}")
+        self.strategy.barrier()
         epoch, d = self.store.current()
         state = read_state(d)
         if state["epoch"] != epoch:
@@ -463,15 +513,17 @@ class Trainer:
         on_batch = self._batch_event()
         stopped_early = False
         t0 = time.perf_counter() - (self.history[-1]["time"] if self.history else 0.0)
+        where = (f"{self.strategy.world_size} processes ({self.cfg['distributed']['backend']}, "
+                 f"{self.strategy.device.type})" if self.strategy.world_size > 1 else str(self.strategy.device))
         self.reporter.message(
-            f"training {self.run_dir.name} on {self.strategy.device} ({split_len(self.splits.train)} train / "
+            f"training {self.run_dir.name} on {where} ({split_len(self.splits.train)} train / "
             f"{split_len(self.splits.val)} val samples, epochs {self.epoch + 1}-{epochs}) -> {self.run_dir}")
         threads_before = torch.get_num_threads()
         try:
             self._emit("on_fit_start")
             torch.set_num_threads(self.settings.threads)
             while self.epoch < epochs:
-                if flag.signum is not None:  # asked to stop before this process trained an epoch
+                if self._agreed_signal() is not None:  # asked to stop before this process trained an epoch
                     self._interrupted(epochs)
                 if self.should_stop:
                     stopped_early = True
@@ -489,7 +541,7 @@ class Trainer:
                        **proc.learning_rates(), "time": round(time.perf_counter() - t0, 4)}
                 self.history.append(row)
                 self._emit("on_epoch_end", row)
-                if flag.signum is not None:
+                if self._agreed_signal() is not None:
                     if self.saved_epoch != self.epoch:
                         self.save_checkpoint()
                     self._interrupted(epochs)
@@ -497,8 +549,12 @@ class Trainer:
                 self.save_checkpoint()
             result = self.finish(stopped_early)
             self._emit("on_fit_end", result)
+            self.strategy.barrier()  # every process leaves the group together, once the writer has saved
             return result
         except BaseException as exc:
+            failure = self.strategy.explain(exc) if isinstance(exc, Exception) else None
+            if failure is not None:
+                exc = failure
             for cb in self.callbacks:
                 try:
                     cb.on_exception(self, exc)
@@ -509,11 +565,25 @@ class Trainer:
                 kept = (f"the last complete checkpoint (epoch {self.saved_epoch}) is kept; resume with 'zoo train "
                         f"--resume {self.run_dir}'" if self.saved_epoch else "no epoch was saved")
                 raise TrainingAborted(f"{exc}; {kept}", exc.signum) from None
+            if failure is not None:
+                raise failure from None
             raise
         finally:
             torch.set_num_threads(threads_before)
             self.reporter.close()
             self.strategy.teardown()
+
+    def _agreed_signal(self) -> int | None:
+        """The stop signal received (SIGINT/SIGTERM), agreed by every process (each stops at the same epoch,
+        whichever of them the signal reached first, and with what it asked: an early stop too)."""
+        if self.strategy.world_size == 1:
+            return self.flag.signum
+        signum, stop = self.strategy.agree([float(self.flag.signum or 0), float(self.should_stop)])
+        if stop and not self.should_stop:
+            self.stop(self.stop_reason or "another process asked to stop")
+        if signum and self.flag.signum is None:
+            self.flag.signum = int(signum)
+        return int(signum) or None
 
     def _batch_event(self) -> Callable[[int, Any], None] | None:
         """What the procedure calls after each step: None when no callback implements ``on_batch_end`` (then
@@ -547,13 +617,12 @@ class Trainer:
             final.load_state_dict(self.best.weights)
         results = {split: self.procedure.evaluate(split, fast=False, model=final) for split in ("train", "val", "test")}
         best_epoch = self.best.epoch
-        checkpoint.save_weights(final, self.files.weights, {**self._weights_meta(),
-                                                                     "epoch": str(best_epoch)})
-        reload_check(final, self.run_dir, self.combo, cfg,
-                     raw_inputs(final, head_inputs(self.splits.test, RELOAD_CHECK_SAMPLES).to(dev)))
-        write_json(self.files.metrics, {"best_epoch": best_epoch, "monitor": self.settings.monitor,
-                                                 **results})
-        write_text(self.files.history, _history_csv(self.history))
+        if self.is_writer:
+            checkpoint.save_weights(final, self.files.weights, {**self._weights_meta(), "epoch": str(best_epoch)})
+            reload_check(final, self.run_dir, self.combo, cfg,
+                         raw_inputs(final, head_inputs(self.splits.test, RELOAD_CHECK_SAMPLES).to(dev)))
+            write_json(self.files.metrics, {"best_epoch": best_epoch, "monitor": self.settings.monitor, **results})
+            write_text(self.files.history, _history_csv(self.history))
         status = "stopped early" if stopped_early else "finished"
         run = Run(self.run_dir, cfg, self.history, results, final, status, best_epoch)
         self.status.finished(self, run)
@@ -599,12 +668,16 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, device: str | None
     run killed at any instant continues exactly as if it had not been interrupted, its callbacks
     included (``callbacks``: objects given to the first call, given again to continue their state).
     """
+    from .config import strategy_for_launch
+    from .launch import is_writer
+
     cfg = RunDir(run_dir).read_config(registry)
     if epochs is not None:
         cfg["epochs"] = TRAIN_PARAMS["epochs"].check("--epochs", epochs)
     if device is not None:
         cfg["device"] = device
-    lock = RunLock(run_dir).acquire("resume")
+    cfg.update(strategy_for_launch(cfg, registry))  # the processes it runs on now, not the ones it ran on
+    lock = RunLock(run_dir).acquire("resume") if is_writer() else None
     try:
         with _graceful_signals(_StopFlag()) as flag:
             def go() -> Run:
@@ -614,12 +687,14 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, device: str | None
                 if trainer.epoch > trainer.settings.epochs:
                     raise UsageError(f"{run_dir} has already trained {trainer.epoch} epochs; --epochs is the total "
                                      f"and must be >= {trainer.epoch}")
-                trainer.files.write_config(trainer.cfg)
+                if trainer.is_writer:
+                    trainer.files.write_config(trainer.cfg)
                 return trainer.run()
 
             return _on_own_stack(go)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _history_csv(history: list[dict[str, float]]) -> str:

@@ -12,15 +12,21 @@ from collections.abc import Iterable
 
 
 class ZooError(Exception):
-    """A user-facing error: its message is one clear line."""
+    """A user-facing error: its message is one clear line.
+
+    ``shared``: with several processes, every one of them raises the same error at the same point
+    (a bad argument, an agreed stop), so only the first reports it.
+    """
 
     exit_code = 1
+    shared = False
 
 
 class UsageError(ZooError):
     """A bad argument or value (exit code 2, like click's usage errors)."""
 
     exit_code = 2
+    shared = True
 
 
 class CheckpointError(ZooError):
@@ -48,6 +54,8 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 class TrainingInterrupted(ZooError):
     """SIGINT or SIGTERM ended the run after a clean epoch; it can be resumed."""
 
+    shared = True
+
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.signum = signum
@@ -56,6 +64,8 @@ class TrainingInterrupted(ZooError):
 
 class TrainingAborted(ZooError):
     """A second SIGINT/SIGTERM: stopped at once (after the file write in progress completed)."""
+
+    shared = True
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)

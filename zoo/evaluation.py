@@ -130,14 +130,20 @@ class MetricSet:
 
 def evaluate_split(model: RunModel, loss_fn, split, task: str, target: str, device: torch.device,
                    reads: tuple[str, ...] = (), workers: int = 0, fast: bool = False,
-                   cfg: dict[str, Any] | None = None, metrics: MetricSet | None = None) -> dict[str, float]:
+                   cfg: dict[str, Any] | None = None, metrics: MetricSet | None = None,
+                   gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
     """Loss and metrics of ``model`` on a split of its (standardised) dataset.
 
     The loss is what training minimises (on standardised regression targets); the metrics
     are in the data's units. ``fast`` computes the metrics in torch (for the per-epoch
-    history); otherwise with scikit-learn (final metrics, ``zoo eval``).
+    history); otherwise with scikit-learn (final metrics, ``zoo eval``). With several processes
+    ``split`` is this one's shard and ``gather`` joins every process's outputs and targets in
+    order, so the loss and metrics are those of the whole split.
     """
     pred, extras, y = forward_all(model.net, split, device, workers, cfg)
+    if gather is not None:
+        pred, y = gather(pred), gather(y)
+        extras = {k: gather(v) for k, v in extras.items()}
     pred, extras = pred.float(), {k: v.float() for k, v in extras.items()}
     with torch.no_grad():
         loss = compute_loss(loss_fn, {"output": pred, **extras} if reads else pred,

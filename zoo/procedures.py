@@ -37,7 +37,9 @@ from .parts import RunModel
 
 
 class NonFiniteLoss(ZooError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite (with several processes, all of them agree to stop)."""
+
+    shared = True
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ TRAIN_PARAMS: dict[str, Param] = {
 
 #: Keys a run's config holds beyond what a user sets; accepted (and recomputed) when a
 #: run's config.json is given back with --config.
-DERIVED_KEYS = ("task", "meta", "target", "out_features", "zoo_version")
+DERIVED_KEYS = ("task", "meta", "target", "out_features", "zoo_version", "distributed")
 #: Old spellings: training settings of zoo 0.1 that are now hyperparameters of a part.
 MOVED_SETTINGS = {"momentum": "optimizer", "nesterov": "optimizer", "weight_decay": "optimizer",
                   "step_size": "schedule", "gamma": "schedule", "plateau_patience": "schedule"}

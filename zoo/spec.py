@@ -349,10 +349,12 @@ class ProcedureSpec(Component):
 class StrategySpec(Component):
     """An execution strategy: where and how the step runs. ``impl(**hyperparameters)`` returns a
     :class:`zoo.strategies.Strategy` (device placement, batching, which process writes files, how
-    metrics are reduced)."""
+    metrics are reduced). ``distributed``: it runs on the several processes a launcher (``torchrun``,
+    ``zoo train --nproc``) starts; a launched run that names no strategy gets one that is."""
 
     kind = "strategy"
     needs_tasks = False
+    distributed: bool = False
 
 
 @dataclass(frozen=True)

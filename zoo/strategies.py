@@ -1,11 +1,17 @@
 """Execution strategies: where and how the training step runs.
 
 A strategy is a plugin kind (``zoo_strategies``). It owns the device, moves data there,
-yields the shuffled training batches and the evaluation batches, wraps the network for
-training (a distributed strategy wraps it for gradient synchronisation), says which process
-writes the run's files and reduces figures across processes. :class:`Strategy` is one process
-on one device; a distributed strategy overrides what differs (``setup``, ``wrap``,
-``train_batches``, ``reduce``, ``rank``/``world_size``).
+yields the shuffled training batches, wraps the network for training (a distributed strategy
+wraps it for gradient synchronisation), says which process writes the run's files, and offers
+the few collectives a run needs: sharding and gathering an evaluation, summing the training
+loss, agreeing on a stop, sharing a value from the writer. :class:`Strategy` is one process on
+one device, where each of those is the identity; a distributed strategy (``distributed =
+True``, started by a launcher) overrides them.
+
+What a procedure does with a strategy, per training step: take ``(x, y)`` from
+:meth:`~Strategy.train_batches`, compute the loss, back-propagate :meth:`~Strategy.scale_loss`
+of it (the share of this process's samples in the global batch), and count
+:meth:`~Strategy.counted` samples for the epoch's mean loss.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ class Strategy:
 
     rank: int = 0
     world_size: int = 1
+    #: Whether it runs on several processes started by a launcher (``torchrun``, ``zoo train --nproc``).
+    distributed: bool = False
 
     def __init__(self, settings: Any, **params: Any) -> None:
         self.settings = settings
@@ -71,6 +79,49 @@ class Strategy:
             yb = yb.to(dev, non_blocking=True)
             yield xb.to(dev, non_blocking=True), (targets(yb) if targets is not None else yb)
 
-    def reduce(self, value: float) -> float:
-        """A figure summed over the processes (itself, with one process)."""
-        return value
+    def scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss to back-propagate for the batch just yielded: weighted by this process's share of the global
+        batch, so that averaging the processes' gradients gives the global batch's gradient."""
+        return loss
+
+    def counted(self, n: int) -> int:
+        """How many of the ``n`` samples of the batch just yielded count in the epoch's mean loss."""
+        return n
+
+    # -- evaluation and collectives (each the identity for one process) --------------------
+
+    def shard(self, split):
+        """The part of an evaluation split this process scores (contiguous; :meth:`gather` joins them)."""
+        return split
+
+    def gather(self, t: torch.Tensor, n: int) -> torch.Tensor:
+        """The processes' outputs on their :meth:`shard` of a split of ``n`` samples, joined in order."""
+        return t
+
+    def sync_buffers(self, net: torch.nn.Module) -> None:
+        """Give every process the writer's buffers of ``net`` (batch-norm statistics), before scoring it."""
+
+    def reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor summed over the processes."""
+        return t
+
+    def agree(self, values: list[float]) -> list[float]:
+        """The largest of each value over the processes (every process gets the same answer)."""
+        return list(values)
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        """``obj`` as process ``src`` has it (a small JSON-able value)."""
+        return obj
+
+    def barrier(self) -> None:
+        """Wait until every process gets here."""
+
+    def describe(self) -> dict[str, Any] | None:
+        """What the run records about its processes (``config.json`` and ``run.json``: backend, world size,
+        hosts); None for one process."""
+        return None
+
+    def explain(self, exc: BaseException) -> Exception | None:
+        """A one-line error for a failure of the processes' collectives (another process died or hung), or None
+        when ``exc`` is not one."""
+        return None

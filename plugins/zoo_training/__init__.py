@@ -92,4 +92,14 @@ def zoo_strategies():
     return [
         StrategySpec(name="single", summary="One process on one device (CPU or one GPU).",
                      impl="zoo_training.strategies:SingleDevice"),
+        StrategySpec(name="ddp", summary="Distributed data parallel on torch.distributed: one process per device, "
+                                         "started by torchrun or 'zoo train --nproc N'.",
+                     impl="zoo_training.ddp:DistributedDataParallel", distributed=True,
+                     params={"backend": Param("str", "auto", "process-group backend (auto: nccl on CUDA, gloo on "
+                                                                "CPU)", choices=("auto", "gloo", "nccl")),
+                             "timeout": Param("float", 300.0, "seconds a collective may wait for the other "
+                                                              "processes before the run fails", min=1.0,
+                                              max=86400.0),
+                             "sync_batchnorm": Param("bool", True, "batch-norm statistics over the global batch "
+                                                                   "(CUDA; torch has no CPU version)")}),
     ]

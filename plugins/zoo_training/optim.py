@@ -68,24 +68,53 @@ class FlatFusedAdam(torch.optim.Optimizer):
                      amsgrad=False, maximize=False)
 
     def state_dict(self) -> dict[str, Any]:
-        group = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.param_groups[0].items()}
-        return {"state": {0: {"step": self.steps.clone(), "exp_avg": self.exp_avg.clone(),
-                              "exp_avg_sq": self.exp_avg_sq.clone()}},
-                "param_groups": [group]}
+        """The state in ``torch.optim.Adam``'s own layout (a moment tensor per parameter, shaped like it), so a
+        checkpoint moves between this optimizer and torch's (a run resumed on several processes uses torch's
+        fused Adam, see ``zoo_training.optimizers``)."""
+        g = self.param_groups[0]
+        group = {"lr": g["lr"], "betas": list(g["betas"]), "eps": g["eps"], "weight_decay": g["weight_decay"],
+                 "amsgrad": False, "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+                 "fused": True, "decoupled_weight_decay": bool(g["decoupled"]), "params": list(range(len(self.params)))}
+        state, offset = {}, 0
+        for i, p in enumerate(self.params):
+            n = p.numel()
+            state[i] = {"step": self.steps.clone(), "exp_avg": self.exp_avg[offset : offset + n].view_as(p).clone(),
+                        "exp_avg_sq": self.exp_avg_sq[offset : offset + n].view_as(p).clone()}
+            offset += n
+        return {"state": state, "param_groups": [group]}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        s = state["state"][0]
-        for name in ("exp_avg", "exp_avg_sq"):
-            if tuple(s[name].shape) != tuple(self.flat.shape):
-                raise ValueError(f"optimizer state {name} has shape {tuple(s[name].shape)}, "
-                                 f"the parameters {tuple(self.flat.shape)}")
-        self.exp_avg.copy_(s["exp_avg"])
-        self.exp_avg_sq.copy_(s["exp_avg_sq"])
-        self.steps.copy_(s["step"])
+        """Load a state of :meth:`state_dict`, of ``torch.optim.Adam``/``AdamW`` over the same parameters, or of
+        the flat layout (one moment tensor for all) earlier versions saved."""
+        saved = state["state"]
+        keys = sorted(saved, key=int)
+        if not keys:  # an optimizer that has not stepped yet
+            self.exp_avg.zero_()
+            self.exp_avg_sq.zero_()
+            self.steps.zero_()
+        elif len(keys) == 1 and saved[keys[0]]["exp_avg"].numel() == self.flat.numel():
+            for name in ("exp_avg", "exp_avg_sq"):
+                getattr(self, name).copy_(saved[keys[0]][name].reshape(-1))
+            self.steps.copy_(saved[keys[0]]["step"])
+        else:
+            if len(keys) != len(self.params):
+                raise ValueError(f"optimizer state for {len(keys)} parameters, the model has {len(self.params)}")
+            offset = 0
+            for i, p in zip(keys, self.params):
+                for name in ("exp_avg", "exp_avg_sq"):
+                    t = saved[i][name]
+                    if tuple(t.shape) != tuple(p.shape):
+                        raise ValueError(f"optimizer state {name} of parameter {i} has shape {tuple(t.shape)}, the "
+                                         f"parameter {tuple(p.shape)}")
+                    getattr(self, name)[offset : offset + p.numel()].copy_(t.reshape(-1))
+                offset += p.numel()
+            self.steps.copy_(saved[keys[0]]["step"])
         group = dict(state["param_groups"][0])
-        group["betas"] = tuple(group["betas"])
-        self.param_groups[0].update(group)
+        mine = self.param_groups[0]
+        for key in ("lr", "eps", "weight_decay"):
+            mine[key] = group[key]
+        mine["betas"] = tuple(group["betas"])
 
 
 def has_fused_adam(device: torch.device) -> bool:

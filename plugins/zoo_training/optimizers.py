@@ -24,9 +24,19 @@ def _fused_or_plain(build: Callable[..., torch.optim.Optimizer], **kwargs: Any) 
         return build(**kwargs)
 
 
+def _several_processes() -> bool:
+    """Whether this process trains with others under DDP (whose gradients live in its own buckets)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def _adam(params, lr: float, weight_decay: float, decoupled: bool) -> torch.optim.Optimizer:
     params = list(params)
-    if params and has_fused_adam(params[0].device):
+    # Under DDP with several processes each gradient is a view into DDP's all-reduce buckets
+    # (gradient_as_bucket_view: no copy after the reduction), which a flat gradient buffer would undo:
+    # there, torch's fused Adam steps the same kernel over the parameter list.
+    if params and has_fused_adam(params[0].device) and not _several_processes():
         try:
             return FlatFusedAdam(params, lr=lr, weight_decay=weight_decay, decoupled=decoupled)
         except ValueError:  # mixed dtypes or devices: the per-tensor optimizer below

@@ -66,11 +66,15 @@ class SupervisedProcedure(Procedure):
         return self._train
 
     def _eval_split(self, name: str):
-        """A split as evaluation reads it (targets as the dataset gives them); validation on the device once."""
+        """This process's shard of a split as evaluation reads it (targets as the dataset gives them), with the
+        split's length; validation on the device once."""
+        strategy = self.ctx.strategy
         if name != "val":
-            return self.ctx.splits.split(name)
+            split = self.ctx.splits.split(name)
+            return strategy.shard(split), split_len(split)
         if self._val is None:
-            self._val = self.ctx.strategy.place(self.ctx.splits.val)
+            val = self.ctx.splits.val
+            self._val = strategy.place(strategy.shard(val)), split_len(val)
         return self._val
 
     # -- the step ------------------------------------------------------------------------
@@ -83,10 +87,13 @@ class SupervisedProcedure(Procedure):
         weights = [p for name, p in net.named_parameters() if p.dim() > 1] if l1 else []
         on_cpu = self.device.type == "cpu"
         group = opt.param_groups[0]
-        batches = self.ctx.strategy.train_batches(self._train_split(), s.batch_size, self.ctx.generator,
-                                                  self.workers, self._checked_targets)
+        strategy = self.ctx.strategy
+        several = strategy.world_size > 1
+        batches = strategy.train_batches(self._train_split(), s.batch_size, self.ctx.generator, self.workers,
+                                         self._checked_targets)
         net.train()
         losses, sizes = [], []
+        first_bad: tuple[int, str] | None = None  # several processes: (batch, why), agreed on at the epoch's end
         for b, (xb, tb) in enumerate(batches):
             if bf16:
                 with autocast_for(self.ctx.cfg, self.device):
@@ -95,12 +102,17 @@ class SupervisedProcedure(Procedure):
             else:
                 out = net(xb)
             loss = loss_fn(out, tb) if not isinstance(out, dict) else compute_loss(loss_fn, out, tb, reads)
-            if on_cpu and not math.isfinite(loss.item()):  # no device sync on CPU: stop at once
-                self._non_finite(epoch, b + 1, loss.item(), xb, out, tb)
+            if on_cpu and first_bad is None and not math.isfinite(loss.item()):  # no device sync on CPU
+                why = self._diagnose(epoch, b + 1, loss.item(), xb, out, tb)
+                if not several:
+                    raise NonFiniteLoss(why)  # stop at once
+                first_bad = (b + 1, why)  # the others are in this step's all-reduce: stop together, below
             losses.append(loss.detach())
-            sizes.append(len(xb))
+            sizes.append(strategy.counted(len(xb)))
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in weights)
+            if several:
+                loss = strategy.scale_loss(loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if clip:
@@ -113,23 +125,50 @@ class SupervisedProcedure(Procedure):
                 on_batch(b + 1, losses[-1])
         if schedule is None:
             self.lr = group["lr"]
+        if several:
+            self._agree_finite(epoch, first_bad)
         if not losses:
             return {"train_loss": float("nan")}
         stacked = torch.stack(losses)  # one host sync an epoch, not one a step
         w = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
-        train_loss = float((stacked * w).sum() / w.sum())
+        if several:
+            total, count = strategy.reduce_sum(torch.stack([(stacked * w).sum(), w.sum()])).tolist()
+            train_loss = total / count
+        else:
+            train_loss = float((stacked * w).sum() / w.sum())
         if not math.isfinite(train_loss):
             bad = (~torch.isfinite(stacked)).nonzero()
-            self._non_finite(epoch, int(bad[0]) + 1 if len(bad) else None, train_loss)
+            raise NonFiniteLoss(self._diagnose(epoch, int(bad[0]) + 1 if len(bad) and not several else None,
+                                               train_loss))
         return {"train_loss": train_loss}
+
+    def _agree_finite(self, epoch: int, first_bad: tuple[int, str] | None) -> None:
+        """Several processes: stop every one of them if any saw a non-finite loss this epoch, with the message
+        of the first (lowest batch, then lowest rank) that did."""
+        strategy = self.ctx.strategy
+        world = strategy.world_size
+        key = -(first_bad[0] * world + strategy.rank) if first_bad is not None else -float("inf")
+        (agreed,) = strategy.agree([key])
+        if agreed == -float("inf"):
+            return
+        src = int(-agreed) % world
+        why = strategy.broadcast(first_bad[1] if strategy.rank == src else None, src=src)
+        raise NonFiniteLoss(f"{why} (seen by process {src} of {world})")
 
     def learning_rates(self) -> dict[str, float]:
         return {"lr": self.lr}  # the learning rate of the epoch's last step
 
     def evaluate(self, split: str, fast: bool, model: RunModel | None = None) -> dict[str, float]:
-        return evaluate_split(model if model is not None else self.model, self.loss_fn, self._eval_split(split),
-                              self.task, self.target, self.device, self.reads, self.workers, fast=fast,
-                              cfg=self.ctx.cfg, metrics=self.ctx.metrics)
+        part, n = self._eval_split(split)
+        strategy = self.ctx.strategy
+        gather = None
+        model = model if model is not None else self.model
+        if strategy.world_size > 1:
+            strategy.sync_buffers(model.net)  # every shard scored by the weights the writer saves
+            gather = lambda t: strategy.gather(t, n)  # noqa: E731
+        return evaluate_split(model, self.loss_fn, part, self.task,
+                              self.target, self.device, self.reads, self.workers, fast=fast, cfg=self.ctx.cfg,
+                              metrics=self.ctx.metrics, gather=gather)
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -178,8 +217,9 @@ class SupervisedProcedure(Procedure):
                            f"{tuple(xb.shape[1:])}; the {self.task} task with loss '{combo.loss.name}' needs "
                            f"({n}, {k}): {need} (the model was built with out_features={k})")
 
-    def _non_finite(self, epoch: int, batch: int | None, value: float, xb=None, out=None, target=None) -> None:
-        """Stop the run, naming which came first: diverged weights, the model's output, or the loss."""
+    def _diagnose(self, epoch: int, batch: int | None, value: float, xb=None, out=None, target=None) -> str:
+        """Why the loss is not finite, naming which came first: diverged weights, the model's output, or the
+        loss."""
         combo = self.ctx.combo
         m, lo, ds = combo.model, combo.loss, combo.dataset
         model_name = f"model '{m.name}' from plugin '{m.plugin.name}'"
@@ -204,7 +244,7 @@ class SupervisedProcedure(Procedure):
             why = f"{loss_name} returned {value} in {where} on finite model outputs and targets (a bug in the loss)"
         else:
             why = f"the training loss of {loss_name} became {value} in {where}{diverged}"
-        raise NonFiniteLoss(why)
+        return why
 
 
 def _overflows(loss_fn, out, target, reads) -> bool:
