@@ -1,5 +1,6 @@
 """``python -m bench [--quick] [--repeats N] [--epochs N] [--only NAME] [--out DIR] [--strict]``;
-``python -m bench quality ...`` and ``python -m bench tune ...`` are their own commands."""
+``python -m bench quality ...``, ``python -m bench tune ...`` and ``python -m bench gan ...`` are their own
+commands."""
 
 from __future__ import annotations
 
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import tune
 
         return tune.main(argv[1:])
+    if argv[:1] == ["gan"]:  # the GAN recipes' table over seeds
+        from . import gan
+
+        return gan.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         only = parse_only(args.only)

@@ -104,10 +104,10 @@ def current_value(cfg: dict[str, Any], key: str) -> Any:
         return cfg[f"{comp}_params"].get(name)
     if key in cfg:
         return cfg[key]
-    from zoo.config import COMPONENTS
+    from zoo.kinds import PARTS
 
-    for comp in COMPONENTS:
-        if key in cfg[f"{comp}_params"]:
+    for comp in PARTS:
+        if key in (cfg.get(f"{comp}_params") or {}):
             return cfg[f"{comp}_params"][key]
     return None
 

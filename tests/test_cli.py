@@ -22,7 +22,8 @@ print("HEAVY:" + ",".join(m for m in ("torch", "sklearn", "numpy") if m in sys.m
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "models", "--json"], ["info", "mlp"]])
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "models", "--json"], ["info", "mlp"],
+                                  ["info", "resnet"], ["info", "digits-resnet", "--json"]])
 def test_listing_and_help_do_not_import_torch_or_sklearn(args, tmp_path):
     out = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=tmp_path, capture_output=True, text=True,
                          timeout=60)
@@ -76,6 +77,44 @@ def test_info_explains_a_component(zoo_cli):
     assert "dataset:  sine" in recipe and "model:    mlp" in recipe and "zoo train regression-mlp" in recipe
 
 
+def size_line(text: str) -> str:
+    return next(line.strip() for line in text.splitlines() if line.strip().startswith("size:"))
+
+
+def test_info_gives_a_models_size_for_an_input_shape(zoo_cli):
+    from zoo.parts import count_macs
+    from zoo.registry import get_registry
+
+    # logistic regression on 30 features with 3 outputs: 30 x 3 weights + 3 biases; 90 multiply-accumulates
+    assert size_line(zoo_cli("info", "linear", "--input-shape", "30", "--outputs", "3").stdout) == \
+        "size:     for input (30,) with 3 outputs: 93 parameters, 90 multiply-accumulates"
+    out = zoo_cli("info", "resnet", "--input-shape", "1,8,8")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    e = get_registry().get("model", "resnet")
+    net = e.load()((1, 8, 8), 10, **e.spec.resolve_params())
+    params, macs = sum(p.numel() for p in net.parameters()), count_macs(net, (1, 8, 8))
+    assert macs > 1e6
+    assert size_line(out.stdout) == (f"size:     for input (1, 8, 8) with 10 outputs: {params:,} parameters, "
+                                     f"{macs / 1e6:.3g} M multiply-accumulates")
+    # hyperparameters: --set, and a recipe's own; the JSON holds the same figures
+    narrow = size_line(zoo_cli("info", "resnet", "--input-shape", "3,13,17", "--set", "widths=8,16").stdout)
+    assert narrow.startswith("size:     for input (3, 13, 17) with 10 outputs (widths=8,16): ")
+    data = json.loads(zoo_cli("info", "resnet", "--input-shape", "1,8,8", "--json").stdout)
+    assert data[0]["size"] == {"input_shape": [1, 8, 8], "outputs": 10, "model": "vision:resnet",
+                               "model_params": {"widths": [32, 64, 128], "blocks": 1, "dropout": 0.1},
+                               "parameters": params, "macs": macs}
+    # blobs-mlp's own mlp, 2 -> 10 -> 1: 2 x 10 + 10 + 10 x 1 + 1 parameters, 20 + 10 multiply-accumulates
+    assert size_line(zoo_cli("info", "blobs-mlp", "--input-shape", "2", "--outputs", "1").stdout) == \
+        "size:     for input (2,) with 1 output (hidden=10): 41 parameters, 30 multiply-accumulates"
+    # without --input-shape: how to ask (a model's size depends on the input; no torch is imported for it)
+    assert size_line(zoo_cli("info", "resnet").stdout) == \
+        "size:     depends on the input: zoo info resnet --input-shape C,H,W (image), e.g. 1,8,8"
+    assert size_line(zoo_cli("info", "digits-resnet").stdout) == \
+        "size:     depends on the input: zoo info digits-resnet --input-shape C,H,W (one sample of dataset 'digits')"
+    assert json.loads(zoo_cli("info", "resnet", "--json").stdout)[0]["size"] is None
+    assert "size" not in json.loads(zoo_cli("info", "adam", "--json").stdout)[0]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -98,6 +137,15 @@ def test_info_explains_a_component(zoo_cli):
         (["train", "--dataset", "moons"], "give a recipe, or --dataset and --model"),
         (["eval", "no/such/run"], "run directory no/such/run does not exist"),
         (["info", "mpl"], "nothing is called 'mpl'; did you mean 'mlp'?"),
+        (["info", "cnn", "--input-shape", "1,2,2"],
+         "model 'cnn' cannot be built for input shape (1, 2, 2) with 10 outputs: ValueError: cnn pools twice"),
+        (["info", "lstm", "--input-shape", "1,8,8", "--outputs", "4"],
+         "model 'lstm' cannot be built for input shape (1, 8, 8) with 4 outputs: ValueError: lstm needs sequence"),
+        (["info", "resnet", "--input-shape", "8x8"], "--input-shape expects one sample's shape as positive integers"),
+        (["info", "resnet", "--input-shape", "1,8,8", "--set", "widths=0"], "widths='0' must be >= 1"),
+        (["info", "resnet", "--outputs", "3"], "--outputs only applies with --input-shape"),
+        (["info", "adam", "--input-shape", "1,8,8"], "--input-shape applies to models and recipes; 'adam' is an "
+                                                       "optimizer"),
         (["list", "modles"], "unknown kind 'modles'; did you mean 'models'?"),
     ],
 )

@@ -306,3 +306,78 @@ def test_an_inferred_task_must_match_the_data_the_dataset_loads(plugin_module):
     assert res["dataset:guesser:splits"] == (
         "dataset 'guesser': its infer_task says binary for its example parameters, but the data it loads is a "
         "multiclass task (zoo train would refuse the run)")
+
+
+GENERATION = '''
+from zoo import ModelSpec, ProcedureSpec, hookimpl
+
+@hookimpl
+def zoo_models():
+    return [ModelSpec(name="no-sampler", summary="Scores samples but cannot draw them.", tasks=("generation",),
+                      impl="genzoo_impl:no_sampler"),
+            ModelSpec(name="global-rng", summary="Ignores the generator it is given.", tasks=("generation",),
+                      impl="genzoo_impl:global_rng")]
+
+@hookimpl
+def zoo_procedures():
+    return [ProcedureSpec(name="forgetful", summary="Forgets its step count on resume.", tasks=("generation",),
+                          impl="genzoo_impl:Forgetful")]
+'''
+
+GENERATION_IMPL = '''
+import torch
+from torch import nn
+from zoo.evaluation import evaluate_split
+from zoo.parts import build_loss
+from zoo.procedures import Procedure
+
+class Scorer(nn.Module):
+    def __init__(self, d, out):
+        super().__init__()
+        self.d = nn.Linear(d, out)
+        self.g = nn.Linear(2, d)
+
+    def forward(self, x):
+        return self.d(x.reshape(len(x), -1))
+
+def no_sampler(input_shape, out_features):
+    return Scorer(input_shape[0], out_features)
+
+class GlobalRng(Scorer):
+    def sample(self, n, generator=None):
+        return self.g(torch.randn(n, 2))
+
+def global_rng(input_shape, out_features):
+    return GlobalRng(input_shape[0], out_features)
+
+class Forgetful(Procedure):
+    """Moves the generator by a step that grows with an internal count it does not checkpoint."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.loss_fn = build_loss(ctx.combo, ctx.cfg)
+        self.opt = self.build_optimizer(ctx.model.net.parameters())
+        self.count = 0
+
+    def train_epoch(self, epoch, on_batch):
+        self.count += 1
+        with torch.no_grad():
+            for p in self.ctx.model.net.generator.parameters():
+                p.add_(0.01 * self.count)
+        return {"train_loss": 0.0}
+
+    def evaluate(self, split, fast, model=None):
+        model = model or self.ctx.model
+        res = evaluate_split(model, self.loss_fn, self.ctx.splits.split(split), "generation", "value",
+                             torch.device("cpu"), fast=fast, cfg=self.ctx.cfg, metrics=self.ctx.metrics)
+        # a loss that every epoch improves, so that the best weights are the last ones
+        return {**res, "loss": -float(sum(p.detach().sum() for p in model.net.generator.parameters()))}
+'''
+
+
+def test_generation_models_must_sample_from_the_generator_given_and_procedures_resume_exactly(plugin_module):
+    res = _outcomes(plugin_module("genzoo", GENERATION, GENERATION_IMPL))
+    assert "has no sample(n, generator=None) method" in res["model:no-sampler:samples[generation]"]
+    assert "gave different samples" in res["model:global-rng:samples[generation]"]
+    assert res["model:global-rng:forward-shape[generation]"] is None
+    assert "different weights" in res["procedure:forgetful:trains-and-resumes"]

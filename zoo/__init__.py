@@ -1,7 +1,7 @@
 """zoo: a plugin-style PyTorch model zoo.
 
 Importing ``zoo`` is cheap (no torch): the declarations a plugin needs are here,
-and the training API (:func:`train`, :func:`evaluate`, :func:`predict`, :func:`load`)
+and the training API (:func:`train`, :func:`evaluate`, :func:`predict`, :func:`load`, :func:`sample`)
 imports torch on first use.
 """
 
@@ -14,7 +14,8 @@ from .hookspecs import hookimpl  # noqa: E402
 from .spec import (CallbackSpec, DatasetSpec, LossSpec, MetricSpec, ModelSpec, OptimizerSpec,  # noqa: E402
                    Param, ProcedureSpec, RecipeSpec, ScheduleSpec, StrategySpec)
 
-_LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "resume": "api", "Run": "engine",
+_LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "resume": "api", "sample": "sampling",
+         "Run": "engine",
          "RunModel": "parts", "Callback": "callbacks"}
 
 
@@ -29,5 +30,5 @@ def __getattr__(name: str):
 __all__ = [
     "__version__", "ZooError", "hookimpl", "DatasetSpec", "ModelSpec", "LossSpec", "RecipeSpec", "Param",
     "OptimizerSpec", "ScheduleSpec", "MetricSpec", "CallbackSpec", "ProcedureSpec", "StrategySpec",
-    "train", "evaluate", "predict", "load", "resume", "Run", "RunModel", "Callback",
+    "train", "evaluate", "predict", "load", "resume", "sample", "Run", "RunModel", "Callback",
 ]

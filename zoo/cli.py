@@ -123,7 +123,8 @@ def _tasks(spec) -> str:
 @main.command("list")
 @click.argument("kind", required=False, metavar="[KIND|settings]")
 @click.argument("pattern", required=False)
-@click.option("--task", help="Only what supports this task (regression, binary, multiclass, reconstruction).")
+@click.option("--task",
+              help="Only what supports this task (regression, binary, multiclass, reconstruction, generation).")
 @click.option("--input", "input_kind", help="Only what takes this input kind (tabular, image, sequence).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind: str | None, as_json: bool) -> None:
@@ -190,16 +191,33 @@ def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind
 
 @main.command("info")
 @click.argument("name")
+@click.option("--input-shape", "input_shape", metavar="SHAPE",
+              help="For a model or recipe: build it for one sample of this shape (1,8,8 as digits' images, C,H,W; "
+                   "T,F for sequences; D for tabular) and report its parameters and multiply-accumulates.")
+@click.option("--outputs", type=click.IntRange(min=1), metavar="N",
+              help="With --input-shape: the model's outputs (default 10; for a reconstruction-only model, the "
+                   "input's size).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="With --input-shape: a model hyperparameter (repeatable; a recipe's own are the defaults).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def info_cmd(name: str, as_json: bool) -> None:
+def info_cmd(name: str, input_shape: str | None, outputs: int | None, sets: tuple[str, ...], as_json: bool) -> None:
     """Explain a component (a dataset, model, loss, optimizer, schedule, metric, callback, procedure,
     strategy or recipe): summary, plugin, tasks, hyperparameters and how to use it.
 
     'zoo info train' lists every training setting (type, default, bounds, what it does).
+    'zoo info resnet --input-shape 1,8,8' also builds a model (or a recipe's model) for that input
+    and gives its size: parameters and multiply-accumulates of one sample's forward pass.
     """
+    from .config import parse_sets
+
     reg = get_registry()
     found = reg.find(name)
+    if input_shape is None and (outputs is not None or sets):
+        raise UsageError(f"--{'outputs' if outputs is not None else 'set'} only applies with --input-shape "
+                         f"(zoo info {name} --input-shape SHAPE ...)")
     if name == "train" and not found:
+        if input_shape is not None:
+            raise UsageError("--input-shape applies to models and recipes, not to 'zoo info train'")
         _print_settings(as_json)
         return
     if not found:
@@ -209,9 +227,19 @@ def info_cmd(name: str, as_json: bool) -> None:
             msg += "; it may come from a plugin that failed to load: " + "; ".join(
                 f"'{p.name}' ({p.dist} {p.version}): {p.error}" for p in broken)
         raise UsageError(msg)
+    sized = [e for e in found if e.spec.kind in ("model", "recipe")]
+    sizes: dict[int, dict | None] = {id(e): None for e in sized}
+    if input_shape is not None:
+        if not sized:
+            kinds = " and ".join(sorted({("an " if e.spec.kind[0] in "aeiou" else "a ") + e.spec.kind for e in found}))
+            raise UsageError(f"--input-shape applies to models and recipes; '{name}' is {kinds}")
+        shape, overrides = _parse_input_shape(input_shape), parse_sets(sets)
+        for e in sized:
+            sizes[id(e)] = _model_size(reg, e, shape, outputs, overrides)
     if as_json:
-        click.echo(json.dumps([{**e.spec.describe(), "plugin": e.plugin.describe()} for e in found], indent=2,
-                              default=str))
+        click.echo(json.dumps([{**e.spec.describe(), "plugin": e.plugin.describe(),
+                                **({"size": sizes[id(e)]} if id(e) in sizes else {})} for e in found],
+                              indent=2, default=str))
         return
     for i, e in enumerate(found):
         if i:
@@ -229,6 +257,7 @@ def info_cmd(name: str, as_json: bool) -> None:
             if s.train:
                 click.echo(f"  training: {_fmt_params(s.train)}")
             click.echo(f"  run it:   zoo train {s.name}")
+            click.echo(f"  size:     {_size_line(reg, e, name, sizes[id(e)])}")
             continue
         if s.tasks:
             click.echo(f"  tasks:    {', '.join(s.tasks)}")
@@ -243,6 +272,7 @@ def info_cmd(name: str, as_json: bool) -> None:
             click.echo(f"  inputs:   {', '.join(s.inputs)}")
             if tuple(s.outputs) != ("output",):
                 click.echo(f"  outputs:  {', '.join(s.outputs)}")
+            click.echo(f"  size:     {_size_line(reg, e, name, sizes[id(e)])}")
         elif s.kind == "loss":
             click.echo(f"  targets:  {s.target}")
             if s.reads:
@@ -264,6 +294,88 @@ def info_cmd(name: str, as_json: bool) -> None:
             click.echo(_param_table(s.params, indent="    "))
         else:
             click.echo("  hyperparameters: none")
+
+
+#: How to write one sample's shape for --input-shape, by input kind: (the form, an example).
+_SHAPE_FORMS = {"image": ("C,H,W", "1,8,8"), "sequence": ("T,F", "64,1"), "tabular": ("D", "30")}
+
+
+def _parse_input_shape(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.strip().strip("()[]").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1 or len(shape) > 8:
+        raise UsageError(f"--input-shape expects one sample's shape as positive integers separated by commas, "
+                         f"such as 1,8,8 (C,H,W) or 64,1 (T,F) or 30 (D); got '{_one_line(text, 40)}'")
+    return shape
+
+
+def _si(n: float) -> str:
+    """1234 -> '1.23 k', 5786880 -> '5.79 M' (three significant digits)."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return str(int(n))
+
+
+def _model_size(reg, entry, shape: tuple[int, ...], outputs: int | None, overrides: dict[str, str]) -> dict:
+    """Build a model (or a recipe's model, with the recipe's hyperparameters) for one sample of ``shape``
+    and measure it: parameters, and multiply-accumulates of one forward pass (Linear, convolution and
+    recurrent layers, as :func:`zoo.parts.count_macs`). Imports torch; a failure is one ZooError line."""
+    import math
+
+    spec = entry.spec
+    model = reg.get("model", spec.model) if spec.kind == "recipe" else entry
+    given = {**(spec.model_params if spec.kind == "recipe" else {}),
+             **{k.removeprefix("model."): v for k, v in overrides.items()}}
+    params = model.spec.resolve_params(given)
+    if outputs is None:
+        outputs = math.prod(shape) if tuple(model.spec.tasks) == ("reconstruction",) else 10
+    what = f"model '{model.name}'" + (f" (recipe '{spec.name}')" if spec.kind == "recipe" else "")
+    shown = f"input shape {shape} with {outputs} output{'s' if outputs != 1 else ''}"
+    factory = model.load()
+    import torch
+
+    from .parts import count_macs
+
+    try:
+        net = factory(shape, outputs, **params)
+        if not isinstance(net, torch.nn.Module):
+            raise TypeError(f"it returned {type(net).__name__}, not an nn.Module")
+        net.eval()
+        with torch.no_grad():
+            net(torch.zeros(1, *shape))
+    except Exception as exc:  # noqa: BLE001 - the model's own reason, on one line
+        raise ZooError(f"{what} cannot be built for {shown}: {type(exc).__name__}: {_one_line(exc, 300)}") from exc
+    return {"input_shape": list(shape), "outputs": outputs, "model": model.qualified,
+            "model_params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+            "parameters": sum(p.numel() for p in net.parameters()), "macs": count_macs(net, shape)}
+
+
+def _size_line(reg, entry, name: str, size: dict | None) -> str:
+    """The 'size:' line of 'zoo info': the measured size, or how to ask for it."""
+    spec = entry.spec
+    if size is not None:
+        defaults = {k: list(p.default) if isinstance(p.default, tuple) else p.default
+                    for k, p in reg.get("model", size["model"]).spec.params.items()}
+        changed = {k: v for k, v in size["model_params"].items() if v != defaults[k]}
+        settings = f" ({_fmt_params(changed)})" if changed else ""
+        outputs = f"{size['outputs']} output{'s' if size['outputs'] != 1 else ''}"
+        return (f"for input {tuple(size['input_shape'])} with {outputs}{settings}: "
+                f"{size['parameters']:,} parameters, {_si(size['macs'])} multiply-accumulates")
+    if spec.kind == "recipe":  # its dataset's shape is only known once the data is loaded
+        try:
+            kind = reg.get("dataset", spec.dataset).spec.input
+        except ZooError:
+            kind = None
+        form = _SHAPE_FORMS[kind][0] if kind in _SHAPE_FORMS else "SHAPE"
+        return f"depends on the input: zoo info {name} --input-shape {form} (one sample of dataset '{spec.dataset}')"
+    forms = [f"{_SHAPE_FORMS[k][0]} ({k})" for k in spec.inputs if k in _SHAPE_FORMS] or ["SHAPE"]
+    example = f", e.g. {_SHAPE_FORMS[spec.inputs[0]][1]}" if len(forms) == 1 and spec.inputs[0] in _SHAPE_FORMS else ""
+    forms = forms[0] if len(forms) == 1 else ", ".join(forms[:-1]) + " or " + forms[-1]
+    return f"depends on the input: zoo info {name} --input-shape {forms}{example}"
 
 
 def _how_to_use(spec) -> str:

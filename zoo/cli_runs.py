@@ -1,4 +1,4 @@
-"""Commands that work on saved runs: ``zoo runs``, ``zoo predict``, ``zoo plot``.
+"""Commands that work on saved runs: ``zoo runs``, ``zoo predict``, ``zoo plot``, ``zoo sample``.
 
 ``zoo.cli`` registers every command in :data:`COMMANDS` on the ``zoo`` group. Keep
 module-level imports light: torch, numpy, scikit-learn and matplotlib are imported
@@ -96,4 +96,40 @@ def plot_cmd(run_dir: str) -> None:
         sys.exit(1)
 
 
-COMMANDS: list = [runs_cmd, predict_cmd, plot_cmd]
+@click.command("sample")
+@click.argument("run_dir", type=click.Path())
+@click.option("-n", "n", type=click.IntRange(1, 10_000_000), default=64, show_default=True,
+              help="How many samples to draw.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="samples.npy (float32, (n, *input_shape), the data's units) or samples.png (a picture: 2-D "
+                   "samples or images; needs matplotlib).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the latent draws: the same seed gives the same samples.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def sample_cmd(run_dir: str, n: int, out: str, seed: int, device: str) -> None:
+    """Draw samples from a run whose model can sample (a generation model, such as a GAN).
+
+    \b
+    zoo sample runs/ring-gan-20261129-010000 -n 1000 --out samples.npy
+    zoo sample runs/ring-gan-20261129-010000 -n 2000 --out samples.png
+    """
+    from pathlib import Path
+
+    from .config import check_device
+    from .errors import UsageError
+
+    check_device(device)
+    if Path(out).suffix.lower() not in (".npy", ".png"):
+        raise UsageError(f"--out {out}: write samples to a .npy or .png file")
+    if Path(out).suffix.lower() == ".png":
+        from .plots import require_matplotlib
+
+        require_matplotlib("zoo sample --out *.png")
+    from .sampling import sample, write_samples
+
+    samples = sample(run_dir, n, seed=seed, device=device)
+    path = write_samples(samples, out, title=f"{n} samples of {Path(run_dir).name}")
+    click.echo(f"wrote {n} samples of shape {tuple(samples.shape[1:])} to {path}", err=True)
+
+
+COMMANDS: list = [runs_cmd, predict_cmd, plot_cmd, sample_cmd]

@@ -270,8 +270,8 @@ def resolve(
             if key in TRAIN_PARAMS:
                 settings[key] = value
                 continue
-            owner = next((p for p in ("optimizer", "schedule") if p in entries and key in entries[p].spec.params),
-                         None)
+            owner = next((p for p in ("optimizer", "schedule", "procedure", "strategy")
+                          if p in entries and key in entries[p].spec.params), None)
             if owner is not None:
                 given[owner][key] = value
             else:

@@ -55,7 +55,8 @@ class Splits:
     them on the device and batches by index) or any ``torch.utils.data.Dataset`` of
     ``(x, y)`` samples (for data larger than memory: the engine uses a DataLoader).
     ``X`` is float32 ``(N, *input_shape)``. ``y`` is int64 ``(N,)`` class indices for
-    classification and float32 ``(N, num_targets)`` for regression and reconstruction.
+    classification and float32 ``(N, num_targets)`` for regression and reconstruction (``(N, 1)`` ones for
+    generation: every sample is real).
     ``preprocess`` holds fitted tensors (e.g. ``mean``/``std``) already applied to
     ``X``, and ``state`` any JSON-able fitted state (e.g. category lists), so that a
     saved run can prepare new inputs the same way.
@@ -198,6 +199,8 @@ def split_arrays(
     X = np.asarray(X, dtype=np.float32)
     n = len(X)
     reconstruction = task == "reconstruction"
+    if task == "generation":  # no labels: every sample is real
+        y = np.ones(n, dtype=np.float32)
     y = np.zeros(n, dtype=np.float32) if reconstruction else np.asarray(y)
     if input_shape is None:
         input_shape = tuple(X.shape[1:])

@@ -140,6 +140,8 @@ def evaluate_split(model: RunModel, loss_fn, split, task: str, target: str, devi
     ``split`` is this one's shard and ``gather`` joins every process's outputs and targets in
     order, so the loss and metrics are those of the whole split.
     """
+    if task == "generation":
+        return _evaluate_generation(model, loss_fn, split, target, device, workers, fast, cfg, metrics, gather)
     pred, extras, y = forward_all(model.net, split, device, workers, cfg)
     if gather is not None:
         pred, y = gather(pred), gather(y)
@@ -153,6 +155,72 @@ def evaluate_split(model: RunModel, loss_fn, split, task: str, target: str, devi
     res = {"loss": float(loss)}
     metrics = metrics if metrics is not None else MetricSet.for_config(cfg or {"task": task})
     res.update(metrics.compute(pred, y, target, fast=fast))
+    return res
+
+
+#: How many samples a generation model draws to be scored on a split (seeded: the same every time).
+GENERATION_SAMPLES = 10_000
+GENERATION_SEED = 0
+
+
+def can_sample(net: torch.nn.Module) -> bool:
+    """Whether a network draws samples (a generation model): it has a method ``sample(n, generator=None)``
+    (one with other parameters, such as a VAE's reparameterisation ``sample(mu, logvar)``, is not one)."""
+    import inspect
+
+    method = getattr(net, "sample", None)
+    if not callable(method):
+        return False
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "generator" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+@torch.no_grad()
+def draw_samples(model: RunModel, n: int, seed: int = GENERATION_SEED, device: torch.device | None = None,
+                 batch: int = EVAL_BATCH) -> torch.Tensor:
+    """``n`` samples of a generation model in the data's units, in eval mode, from a CPU generator seeded with
+    ``seed`` (the same samples on every device and every call)."""
+    net = model.net
+    if not can_sample(net):
+        raise ZooError(f"{type(net).__name__} cannot sample: it has no sample(n, generator=None) method")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    was_training = net.training
+    net.eval()
+    try:
+        parts = [net.sample(min(batch, n - i), generator=gen) for i in range(0, n, batch)]
+    finally:
+        net.train(was_training)
+    out = torch.cat(parts) if parts else torch.empty(0, *model.input_mean.shape)
+    if device is not None:
+        out = out.to(device)
+    return raw_inputs(model, out.float().to(model.input_mean.device))
+
+
+def _evaluate_generation(model: RunModel, loss_fn, split, target: str, device: torch.device, workers: int,
+                         fast: bool, cfg, metrics, gather) -> dict[str, float]:
+    """A generation model on a split: ``loss`` is the run's loss on the model's scores of the split's (real,
+    target 1) samples and of as many generated ones (target 0); the metrics compare
+    :data:`GENERATION_SAMPLES` generated samples with the split's samples, both in the data's units
+    (``metric(samples, real, target=...)``)."""
+    scores, _, y = forward_all(model.net, split, device, workers, cfg)
+    real = torch.cat([xb for xb, _ in eval_batches(split, device, workers=workers)])
+    if gather is not None:
+        scores, y, real = gather(scores), gather(y), gather(real)
+    fake = draw_samples(model, GENERATION_SAMPLES)
+    n = len(real)
+    fake_scores = forward_all(model.net, (model.standardize(fake[:n]), torch.zeros(min(n, len(fake)), 1)),
+                              device, workers, cfg)[0]
+    with torch.no_grad():
+        t_real = adapt_targets(y, target).float()
+        loss = (compute_loss(loss_fn, scores.float(), t_real, ()) * len(scores)
+                + compute_loss(loss_fn, fake_scores.float(), torch.zeros_like(fake_scores, dtype=torch.float32), ())
+                * len(fake_scores)) / (len(scores) + len(fake_scores))
+    res = {"loss": float(loss)}
+    metrics = metrics if metrics is not None else MetricSet.for_config(cfg or {"task": "generation"})
+    res.update(metrics.compute(fake.float(), raw_inputs(model, real.float()), target, fast=fast))
     return res
 
 

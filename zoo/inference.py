@@ -343,6 +343,9 @@ class Predictor:
         if self.task in ("regression", "reconstruction"):
             k = int(self.cfg.get("out_features") or meta.get("num_targets") or 1)
             return ["prediction"] if k == 1 else [f"prediction_{i}" for i in range(k)]
+        if self.task == "generation":  # the model's score of each sample (a GAN: its discriminator's logit)
+            k = int(self.cfg.get("out_features") or 1)
+            return ["score"] if k == 1 else [f"score_{i}" for i in range(k)]
         return ["label", *(f"prob_{c}" for c in self.class_names())]
 
     def class_names(self) -> list[str]:
@@ -359,7 +362,7 @@ class Predictor:
 
     def predictions(self, X_raw: np.ndarray | torch.Tensor) -> "Predictions":
         out = self.outputs(X_raw)
-        if self.task in ("regression", "reconstruction"):
+        if self.task in ("regression", "reconstruction", "generation"):
             values = out.reshape(len(out), -1)
             return Predictions(self.columns(), values.tolist(), self.task, values.numpy())
         if self.target == "binary":
@@ -593,7 +596,7 @@ def read_labelled(run_dir: str | os.PathLike, path: str | os.PathLike, cfg: dict
                 arrays = {k: data[k] for k in data.files}
         except (ValueError, OSError) as exc:
             raise UsageError(f"{path} is not a plain .npz archive of arrays ({exc})") from None
-        if "X" not in arrays or ("y" not in arrays and task != "reconstruction"):
+        if "X" not in arrays or ("y" not in arrays and task not in ("reconstruction", "generation")):
             raise UsageError(f"{path} must hold arrays 'X' (raw inputs) and 'y' (targets); it holds "
                              f"{', '.join(arrays) or 'nothing'}")
         X = as_inputs(arrays["X"], input_shape, str(path))
@@ -609,11 +612,11 @@ def read_labelled(run_dir: str | os.PathLike, path: str | os.PathLike, cfg: dict
                 raise UsageError(f"{path} has no target column '{target}' (its columns: {', '.join(rows[0])})")
             X, y = encode_table(rows, cfg, encode, state, str(path)), [r[target] for r in rows]
         else:
-            X, y = _read_labelled_csv(path, input_shape, 0 if task == "reconstruction"
+            X, y = _read_labelled_csv(path, input_shape, 0 if task in ("reconstruction", "generation")
                                       else int(cfg.get("out_features") or 1) if task == "regression" else 1)
     else:
         raise UsageError(f"{path}: a labelled file is .npz (arrays X and y) or .csv, not '{suffix or '(none)'}'")
-    if task == "reconstruction":
+    if task in ("reconstruction", "generation"):  # the target is the input itself / every sample is real
         return X, None
     if y is None or len(y) != len(X):
         raise UsageError(f"{path} has {len(X)} inputs but {0 if y is None else len(y)} targets")
@@ -657,7 +660,9 @@ def evaluate_file(run_dir: str | os.PathLike, path: str | os.PathLike, device: s
     dev = predictor.device
     with torch.no_grad():
         X = model.standardize(torch.from_numpy(X_raw).to(predictor.device))
-    if y is None:  # reconstruction: the target is the standardised input itself
+    if y is None and cfg["meta"]["task"] == "generation":  # no labels: every sample is real
+        y = torch.ones(len(X), 1)
+    elif y is None:  # reconstruction: the target is the standardised input itself
         y = X.reshape(len(X), -1).cpu()
     task = DataMeta.from_json(cfg["meta"]).task
     return evaluate_saved(model, f"model '{cfg['model']}' of {run_dir}", build_loss(combo, cfg, dev),

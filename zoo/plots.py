@@ -6,7 +6,9 @@
   model's curve over a dense grid, in the data's original units;
 - ``decision.png`` (classification with two input features): the model's decision
   regions under the train and test points, in the data's original units;
-- ``confusion.png`` (multiclass): the confusion matrix on the test split.
+- ``confusion.png`` (multiclass): the confusion matrix on the test split;
+- ``samples.png`` (generation on two features): the model's samples over the test split's
+  points, in the data's original units.
 
 matplotlib is an optional extra (``pip install 'zoo[plot]'``). Figures are drawn with
 the object-oriented API on an Agg canvas (no pyplot, no global backend change), and
@@ -37,13 +39,13 @@ class MissingMatplotlib(ZooError):
     """matplotlib, an optional extra, is not installed."""
 
 
-def require_matplotlib() -> None:
+def require_matplotlib(who: str = "zoo plot") -> None:
     """Raise a one-line ZooError naming the install command when matplotlib is missing."""
     try:
         import matplotlib  # noqa: F401
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
     except ImportError:
-        raise MissingMatplotlib(f"zoo plot needs matplotlib, which is not installed: {INSTALL_HINT}") from None
+        raise MissingMatplotlib(f"{who} needs matplotlib, which is not installed: {INSTALL_HINT}") from None
 
 
 def _figure(width: float, height: float):
@@ -350,6 +352,73 @@ def plot_confusion(run_dir: Path, data: _Loaded) -> Path:
     return _save(fig, run_dir / "confusion.png")
 
 
+#: Samples a generation model draws for ``samples.png``.
+PLOT_SAMPLES = 2000
+
+
+def _draw_samples(ax, samples, real=None) -> None:
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=10, alpha=0.5, color="#ff7f0e", edgecolors="none",
+                   label=f"data ({len(real)})")
+    ax.scatter(samples[:, 0], samples[:, 1], s=6, alpha=0.35, color=TRAIN_COLOR, edgecolors="none",
+               label=f"samples ({len(samples)})")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize="small", markerscale=2)
+
+
+def plot_samples(samples, path: str | os.PathLike, real=None, title: str = "") -> Path:
+    """A picture of samples (in the data's units): a scatter of 2-D samples (over ``real`` points when given),
+    or a grid of at most 64 images ``(C, H, W)``."""
+    import numpy as np
+
+    require_matplotlib("writing samples as PNG")
+    samples = np.asarray(samples, dtype=np.float64)
+    path = Path(path)
+    flat = samples.reshape(len(samples), -1)
+    if samples.ndim == 2 and flat.shape[1] == 2:
+        fig = _figure(6.0, 6.0)
+        ax = fig.subplots()
+        _draw_samples(ax, flat, None if real is None else np.asarray(real, dtype=np.float64).reshape(len(real), -1))
+    elif samples.ndim == 4 and samples.shape[1] in (1, 3):
+        shown = samples[:64]
+        cols = int(math.ceil(math.sqrt(len(shown))))
+        rows = int(math.ceil(len(shown) / cols))
+        fig = _figure(1.1 * cols + 0.4, 1.1 * rows + 0.6)
+        axes = fig.subplots(rows, cols, squeeze=False)
+        lo, hi = float(shown.min()), float(shown.max())
+        for i, ax in enumerate(axes.ravel()):
+            ax.axis("off")
+            if i < len(shown):
+                img = (shown[i] - lo) / ((hi - lo) or 1.0)
+                ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray_r"
+                          if img.shape[0] == 1 else None, vmin=0, vmax=1)
+    else:
+        raise UsageError(f"a PNG shows 2-D samples or images (C, H, W); these samples have shape "
+                         f"{tuple(samples.shape[1:])}: write them as .npy")
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    return _save(fig, path)
+
+
+def plot_generation(run_dir: Path, data: _Loaded) -> Path:
+    """Samples of a 2-D generation model over the test split's points."""
+    from .evaluation import draw_samples
+
+    samples = draw_samples(data.model, PLOT_SAMPLES).cpu().numpy()
+    Xte, _, _ = data.tensors("test", MAX_LAZY)
+    real = data.raw(Xte)
+    real = real[_subsample(len(real), MAX_POINTS, 2)]
+    test = _test_metrics(run_dir)
+    names = [k for k in test if k != "loss"][:2]
+    figure = f"  |  test {_metric_text(test, *names)}" if names else ""
+    fig = _figure(6.4, 6.4)
+    ax = fig.subplots()
+    _draw_samples(ax, samples, real)
+    ax.set_title(f"Samples: {_run_title(data.cfg, run_dir)}{figure}", fontsize="medium")
+    return _save(fig, run_dir / "samples.png")
+
+
 def _test_metrics(run_dir: Path) -> dict[str, float]:
     test = runs.RunDir(run_dir).read_metrics().get("test")
     return test if isinstance(test, dict) else {}
@@ -397,8 +466,8 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
     meta = cfg["meta"]
     task = meta.get("task")
     width = math.prod(meta.get("input_shape") or [0])
-    wants_model = ((task == "regression" and width == 1) or (task in ("binary", "multiclass") and width == 2)
-                   or task == "multiclass")
+    wants_model = ((task == "regression" and width == 1) or (task in ("binary", "multiclass", "generation")
+                                                              and width == 2) or task == "multiclass")
     if wants_model and files.weights.is_file():
         try:
             data = _Loaded(run_dir)
@@ -414,6 +483,8 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
                 draw("decision.png", plot_decision, data)
             if task == "multiclass":
                 draw("confusion.png", plot_confusion, data)
+            if task == "generation" and width == 2:
+                draw("samples.png", plot_generation, data)
     if failures and warn is None:
         raise ZooError(failures[0])
     if not written and not failures:

@@ -37,6 +37,15 @@ def reload_check(model: RunModel, run_dir: Path, combo: Combination, cfg: dict, 
             f"reload check failed: the model reloaded from {RunDir(run_dir).weights} predicts differently "
             f"from the trained one (max abs difference {diff:.3g} on {len(X)} held samples)"
         )
+    from .evaluation import can_sample, draw_samples
+
+    if can_sample(model.net):  # a generation model: its samples are what it predicts
+        expected, got = draw_samples(model, len(X)), draw_samples(fresh, len(X))
+        if not torch.equal(expected, got):
+            diff = (expected.float() - got.float()).abs().max().item()
+            raise CheckpointError(f"reload check failed: the model reloaded from {RunDir(run_dir).weights} samples "
+                                  f"differently from the trained one (max abs difference {diff:.3g} on {len(X)} "
+                                  "seeded samples)")
 
 
 def load_run_model(run_dir: str | Path, device: str = "cpu", registry: Registry | None = None,

@@ -19,7 +19,11 @@ from .errors import UsageError, did_you_mean
 
 #: The tasks the core knows. A dataset has one; models and losses list those they support.
 #: ``reconstruction``: the target is the (standardised, flattened) input itself.
-TASKS = ("regression", "binary", "multiclass", "reconstruction")
+#: ``generation``: no labels; a model learns to draw samples like the data's. Its targets are float32
+#: ``(N, 1)`` ones (every sample is real), its forward scores samples (one value each, such as a
+#: discriminator's logit) and it draws samples with ``sample(n, generator=None)`` in the standardised
+#: input space; metrics compare its samples with the split's samples (see :mod:`zoo.evaluation`).
+TASKS = ("regression", "binary", "multiclass", "reconstruction", "generation")
 
 #: Kinds of model input. ``tabular``: a feature vector ``(d,)``; ``image``: ``(C, H, W)``;
 #: ``sequence``: ``(T, F)``, T time steps of F features.

@@ -45,7 +45,8 @@ from .spec import INPUT_KINDS, INPUT_RANK, KINDS, TASKS
 #: were checked against as ``ZOO_CONTRACT`` in their entry-point module.
 CONTRACT_VERSION = "1"
 
-_TARGET_FOR_TASK = {"regression": "value", "binary": "index", "multiclass": "index", "reconstruction": "value"}
+_TARGET_FOR_TASK = {"regression": "value", "binary": "index", "multiclass": "index", "reconstruction": "value",
+                    "generation": "value"}
 _SHAPES = {"tabular": (4,), "image": (1, 8, 8), "sequence": (12, 3)}
 _N = 48  # samples in a synthetic batch
 #: Shapes real datasets give, per input kind (``accepts-input``): 8x8 grey digits, 32x32 RGB
@@ -231,7 +232,7 @@ def _check_dataset_splits(spec) -> None:
             _fail(f"dataset '{spec.name}': {name} X is {X.dtype} {tuple(X.shape)}; expected float32 (N, *{shape})")
         if not torch.isfinite(X).all():
             _fail(f"dataset '{spec.name}': {name} X has non-finite values")
-        if task in ("regression", "reconstruction"):
+        if task in ("regression", "reconstruction", "generation"):
             if y.dtype != torch.float32 or y.dim() != 2 or y.shape[1] != s.meta.num_targets:
                 _fail(f"dataset '{spec.name}': {name} y is {y.dtype} {tuple(y.shape)}; expected float32 "
                       f"(N, {s.meta.num_targets})")
@@ -281,6 +282,8 @@ def _synthetic(task: str, input_kind: str, n: int = _N, seed: int = 0):
     elif task == "reconstruction":
         y = X.reshape(n, -1).clone()
         meta = DataMeta(task, shape, num_targets=y.shape[1])
+    elif task == "generation":  # every sample real: the model's score learns to say so
+        y, meta = torch.ones(n, 1), DataMeta(task, shape, num_targets=1)
     elif task == "binary":
         y, meta = (signal > 0).long(), DataMeta(task, shape, num_classes=2)
     else:
@@ -344,6 +347,8 @@ def _check_model_gradients(spec, task: str) -> None:
     model, X, T, _, loss_fn = _model_setup(spec, task)
     model.train()
     loss = loss_fn(model(X), T)
+    if task == "generation" and callable(getattr(model, "sample", None)):  # the sampler learns through the score
+        loss = loss + _primary(model(model.sample(len(X), generator=torch.Generator().manual_seed(0)))).mean()
     if not torch.isfinite(loss):
         _fail(f"model '{spec.name}' for {task}: the loss of its output is {loss.item()}")
     loss.backward()
@@ -419,6 +424,7 @@ def _accepts_problem(spec, task: str, shape: tuple[int, ...]) -> str | None:
     meta = {
         "regression": DataMeta(task, shape, num_targets=1),
         "reconstruction": DataMeta(task, shape, num_targets=math.prod(shape)),
+        "generation": DataMeta(task, shape, num_targets=1),
         "binary": DataMeta(task, shape, num_classes=2),
     }.get(task) or DataMeta(task, shape, num_classes=10)
     out = out_features(meta, _TARGET_FOR_TASK[task])
@@ -497,6 +503,39 @@ def _check_model_roundtrip(spec, task: str) -> None:
               f"(max abs difference {diff:.3g}); is some state outside the state dict?")
 
 
+def _check_model_samples(spec, task: str) -> None:
+    """A generation model draws samples: ``sample(n, generator=None)`` gives finite ``(n, *input_shape)``
+    samples, the same for the same seeded generator (train and eval mode alike: drawing consumes only the
+    generator given), through which a gradient reaches the parameters that make them."""
+    import torch
+
+    model, X, _, _, _ = _model_setup(spec, task)
+    shape = tuple(X.shape[1:])
+    if not callable(getattr(model, "sample", None)):
+        _fail(f"model '{spec.name}' declares the generation task but has no sample(n, generator=None) method")
+    draws = []
+    for mode in (True, False, True):
+        model.train(mode)
+        try:
+            draws.append(model.sample(7, generator=torch.Generator().manual_seed(3)))
+        except Exception as exc:  # noqa: BLE001 - the finding
+            _fail(f"model '{spec.name}': sample(7, generator=...) raised {_one_line(exc)}")
+    out = draws[0]
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (7, *shape):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        _fail(f"model '{spec.name}': sample(7) gave {got}; expected a tensor of shape {(7, *shape)}")
+    if not torch.isfinite(out).all():
+        _fail(f"model '{spec.name}': sample(7) gave non-finite values")
+    if not all(torch.equal(out.detach(), d.detach()) for d in draws[1:]):
+        _fail(f"model '{spec.name}': sample(7) with the same seeded generator gave different samples (the samples "
+              "must come from the generator given, and not depend on train/eval mode)")
+    model.train(True)
+    model.zero_grad(set_to_none=True)
+    model.sample(7, generator=torch.Generator().manual_seed(3)).float().pow(2).mean().backward()
+    if not any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters()):
+        _fail(f"model '{spec.name}': no gradient reaches any parameter from its samples")
+
+
 def _check_loss(spec, task: str) -> None:
     import torch
 
@@ -507,7 +546,7 @@ def _check_loss(spec, task: str) -> None:
     out = out_features(meta, spec.target) if not (spec.target == "binary" and task != "binary") else 1
     g = torch.Generator().manual_seed(12345)  # not the synthetic data's seed: output != target
     output = torch.randn(n, out, generator=g, requires_grad=True)
-    if spec.target == "index" and task in ("regression", "reconstruction"):
+    if spec.target == "index" and task in ("regression", "reconstruction", "generation"):
         _fail(f"loss '{spec.name}' declares task {task} but needs class indices")
     extras = {k: torch.randn(n, 4, generator=g, requires_grad=True) for k in spec.reads}
     try:
@@ -598,7 +637,7 @@ def plugin_checks(plugin: str | ModuleType) -> list[Check]:
             elif kind == "metric":
                 for task in bad_tasks(spec):
                     add(f"metric:{sname}:scores[{task}]", tc.check_metric, spec, task)
-            elif kind in ("callback", "strategy") or "regression" in getattr(spec, "tasks", ()):
+            elif kind in ("callback", "strategy") or set(getattr(spec, "tasks", ())) & set(tc.HARNESS_TASKS):
                 add(f"{kind}:{sname}:trains-and-resumes", in_a_run, spec)
     for kind in ("dataset", "model", "loss", "recipe"):
         for spec in specs.get(kind, []):
@@ -612,6 +651,8 @@ def plugin_checks(plugin: str | ModuleType) -> list[Check]:
                     add(f"model:{sname}:forward-shape[{task}]", _check_model_forward, spec, task)
                     add(f"model:{sname}:gradients[{task}]", _check_model_gradients, spec, task)
                     add(f"model:{sname}:learns[{task}]", _check_model_learns, spec, task)
+                    if task == "generation":
+                        add(f"model:{sname}:samples[{task}]", _check_model_samples, spec, task)
                 task = bad_tasks(spec)[0] if bad_tasks(spec) else "regression"
                 add(f"model:{sname}:train-eval-modes", _check_model_modes, spec, task)
                 add(f"model:{sname}:state-dict-roundtrip", _check_model_roundtrip, spec, task)

@@ -144,7 +144,18 @@ def check_schedule(spec) -> None:
 # -- metrics ---------------------------------------------------------------------------------
 
 _LAYOUTS = {"regression": ("value",), "reconstruction": ("value",), "binary": ("index", "binary"),
-            "multiclass": ("index",)}
+            "multiclass": ("index",), "generation": ("value",)}
+
+
+def mixture_points(n: int, generator, modes: int = 8, radius: float = 2.0, std: float = 0.02):
+    """``n`` points of ``modes`` tight 2-D Gaussians evenly spaced on a circle (the contract's synthetic data
+    for generation: what a good generator should match)."""
+    import torch
+
+    k = torch.randint(0, modes, (n,), generator=generator)
+    angle = k.double() * (2 * math.pi / modes)
+    centres = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1)
+    return (centres + std * torch.randn(n, 2, generator=generator, dtype=torch.float64)).float()
 
 
 def _metric_case(task: str, layout: str, perfect: bool, seed: int = 0):
@@ -152,6 +163,10 @@ def _metric_case(task: str, layout: str, perfect: bool, seed: int = 0):
 
     g = torch.Generator().manual_seed(seed)
     n = 60
+    if task == "generation":  # pred: generated samples, y: the real ones (2-D, in the data's units)
+        real = mixture_points(2000, g)
+        fake = mixture_points(2000, g) if perfect else 3 * torch.rand(2000, 2, generator=g) - 1.5
+        return fake, real
     if task in ("regression", "reconstruction"):
         y = torch.randn(n, 2, generator=g)
         return (y.clone() if perfect else torch.randn(n, 2, generator=g)), y
@@ -196,6 +211,9 @@ def check_metric(spec, task: str) -> None:
 
 # -- the harness: real runs --------------------------------------------------------------------
 
+#: The tasks the harness has a real run for (a procedure declaring one of them is run on it).
+HARNESS_TASKS = ("regression", "generation")
+
 
 def harness_dataset(seed: int = 0, n_samples: int = 96):
     """A synthetic linear regression problem (4 features)."""
@@ -221,19 +239,65 @@ def harness_loss():
     return torch.nn.MSELoss()
 
 
+def harness_generation_dataset(seed: int = 0, n_samples: int = 96):
+    """A synthetic generation problem: 2-D points of a ring of tight Gaussians."""
+    import torch
+
+    from .data import split_arrays
+
+    X = mixture_points(n_samples, torch.Generator().manual_seed(1234))
+    return split_arrays(X.numpy(), task="generation", seed=seed)
+
+
+def harness_sampler(input_shape, out_features):
+    """A small generation model: ``forward`` scores samples (a discriminator with one hidden layer),
+    ``sample`` maps 2 Gaussian latents through a linear generator."""
+    import torch
+
+    class Sampler(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            d = int(math.prod(input_shape))
+            self.shape = tuple(input_shape)
+            self.generator = torch.nn.Linear(2, d)
+            self.discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, 8), torch.nn.Tanh(),
+                                                     torch.nn.Linear(8, out_features))
+
+        def forward(self, x):
+            return self.discriminator(x)
+
+        def sample(self, n, generator=None):
+            z = torch.randn(n, 2, generator=generator).to(self.generator.weight.device)
+            return self.generator(z).reshape(n, *self.shape)
+
+    return Sampler()
+
+
+def harness_bce():
+    import torch
+
+    return torch.nn.BCEWithLogitsLoss()
+
+
 def _harness_module() -> types.ModuleType:
     from .spec import DatasetSpec, LossSpec, ModelSpec
 
     mod = types.ModuleType("zoo_contract_harness")
-    mod.zoo_datasets = hookimpl(lambda: [DatasetSpec(
-        name="contract-data", summary="Synthetic linear regression for contract runs.", tasks=("regression",),
-        impl="zoo.training_checks:harness_dataset")])
-    mod.zoo_models = hookimpl(lambda: [ModelSpec(
-        name="contract-linear", summary="A linear layer.", tasks=("regression",), inputs=("tabular",),
-        impl="zoo.training_checks:harness_model")])
     mod.zoo_losses = hookimpl(lambda: [LossSpec(
         name="contract-mse", summary="Mean squared error.", tasks=("regression",), target="value",
-        impl="zoo.training_checks:harness_loss")])
+        impl="zoo.training_checks:harness_loss"), LossSpec(
+        name="contract-bce", summary="Binary cross-entropy on scores: real 1, generated 0.", tasks=("generation",),
+        target="value", impl="zoo.training_checks:harness_bce")])
+    mod.zoo_datasets = hookimpl(lambda: [DatasetSpec(
+        name="contract-data", summary="Synthetic linear regression for contract runs.", tasks=("regression",),
+        impl="zoo.training_checks:harness_dataset"), DatasetSpec(
+        name="contract-ring", summary="Synthetic 2-D ring of Gaussians for contract runs of generation.",
+        tasks=("generation",), impl="zoo.training_checks:harness_generation_dataset")])
+    mod.zoo_models = hookimpl(lambda: [ModelSpec(
+        name="contract-linear", summary="A linear layer.", tasks=("regression",), inputs=("tabular",),
+        impl="zoo.training_checks:harness_model"), ModelSpec(
+        name="contract-sampler", summary="A linear generator and a small discriminator.", tasks=("generation",),
+        inputs=("tabular",), impl="zoo.training_checks:harness_sampler")])
     return mod
 
 
@@ -278,8 +342,12 @@ def check_in_a_run(spec, reg: Registry) -> None:
     from .config import resolve
 
     kw: dict[str, Any] = {spec.kind: spec.name} if spec.kind != "callback" else {"callbacks": [spec.name]}
-    cfg = resolve(dataset="contract-data", model="contract-linear", loss="contract-mse", registry=reg, epochs=2,
-                  batch_size=16, device="cpu", checkpoint_every=0, **kw)
+    tasks = getattr(spec, "tasks", ()) if spec.kind == "procedure" else ()
+    if tasks and "regression" not in tasks and "generation" in tasks:
+        parts = {"dataset": "contract-ring", "model": "contract-sampler", "loss": "contract-bce"}
+    else:
+        parts = {"dataset": "contract-data", "model": "contract-linear", "loss": "contract-mse"}
+    cfg = resolve(**parts, registry=reg, epochs=2, batch_size=16, device="cpu", checkpoint_every=0, **kw)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             straight = engine.fit(cfg, registry=reg, out=Path(tmp) / "straight")

@@ -7,6 +7,8 @@ is halved once, a 32x32 image at every stage), add a stride-2 stem for images of
 :data:`STEM_DOWNSAMPLE` pixels and more, and end in adaptive average pooling, so the
 head does not depend on the image size. Their BatchNorm layers use running statistics
 in eval mode; those are buffers of the state dict, so a saved model reloads exactly.
+``alexnet``, ``inception``, ``densenet`` and ``efficientnet`` follow the same rules, in
+:mod:`zoo_vision.families`.
 """
 
 from __future__ import annotations
@@ -75,10 +77,11 @@ def _halve(size: int) -> int:
     return (size + 1) // 2
 
 
-def _stem(cin: int, cout: int, side: int, act: type[nn.Module]) -> tuple[nn.Sequential, int]:
+def _stem(cin: int, cout: int, side: int, act: type[nn.Module],
+          momentum: float = BN_MOMENTUM) -> tuple[nn.Sequential, int]:
     stride = 2 if side >= STEM_DOWNSAMPLE else 1
     stem = nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-                         nn.BatchNorm2d(cout, momentum=BN_MOMENTUM), act())
+                         nn.BatchNorm2d(cout, momentum=momentum), act())
     return stem, stride
 
 
@@ -86,9 +89,10 @@ def _head(features: int, out_features: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(features, out_features))
 
 
-def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,
+             momentum: float = BN_MOMENTUM) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout, momentum=BN_MOMENTUM)]
+            nn.BatchNorm2d(cout, momentum=momentum)]
 
 
 # -- ResNet ------------------------------------------------------------------------------------

@@ -27,9 +27,10 @@ from zoo.errors import UsageError
 from zoo.registry import get_registry
 
 PLUGIN = "vision"
-COMPONENTS = [("dataset", "digits"), ("dataset", "image-folder"), ("model", "cnn"), ("model", "resnet"),
-              ("model", "mobilenet"), ("model", "vgg")]
-RECIPES = ("digits-cnn", "digits-resnet", "digits-mobilenet", "digits-vgg")
+MODELS = ("cnn", "resnet", "mobilenet", "vgg", "alexnet", "inception", "densenet", "efficientnet")
+COMPONENTS = [("dataset", "digits"), ("dataset", "image-folder"), *(("model", m) for m in MODELS)]
+RECIPES = ("digits-cnn", "digits-resnet", "digits-mobilenet", "digits-vgg", "digits-alexnet", "digits-inception",
+           "digits-densenet", "digits-efficientnet")
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def test_plugin_is_discovered_through_its_entry_point_without_problems():
     assert plugin.error is None
     assert plugin.value == "zoo_vision"
     assert plugin.contract == "1"
-    assert plugin.contributes == {"dataset": ["digits", "image-folder"], "model": ["cnn", "resnet", "mobilenet", "vgg"],
+    assert plugin.contributes == {"dataset": ["digits", "image-folder"], "model": list(MODELS),
                                   "recipe": list(RECIPES)}
     assert not [p for p in reg.problems() if f"'{PLUGIN}'" in p]
 
@@ -99,7 +100,7 @@ def test_declared_inputs_and_tasks():
     for name in ("digits", "image-folder"):
         ds = entry("dataset", name).spec
         assert ds.input == "image" and ds.tasks == ("multiclass",)
-    for name in ("cnn", "resnet", "mobilenet", "vgg"):
+    for name in MODELS:
         model = entry("model", name).spec
         assert model.inputs == ("image",)
         assert set(model.tasks) == {"regression", "binary", "multiclass"}

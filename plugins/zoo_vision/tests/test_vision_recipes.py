@@ -14,7 +14,9 @@ import zoo
 from zoo import runs
 from zoo.registry import get_registry
 
-RECIPES = {"digits-resnet": "resnet", "digits-mobilenet": "mobilenet", "digits-vgg": "vgg"}
+RECIPES = {"digits-resnet": "resnet", "digits-mobilenet": "mobilenet", "digits-vgg": "vgg",
+           "digits-alexnet": "alexnet", "digits-inception": "inception", "digits-densenet": "densenet",
+           "digits-efficientnet": "efficientnet"}
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -1,0 +1,75 @@
+"""The GAN models: one module holding a ``generator`` and a ``discriminator``.
+
+``forward(x)`` is the discriminator's logit for a batch of data-shaped (standardised) inputs, so the
+run's :class:`zoo.RunModel` standardises what the discriminator sees and saves both networks in one
+state dict; ``sample(n, generator=None)`` draws ``n`` samples in that standardised space from a
+Gaussian latent, taken from ``generator`` (a CPU ``torch.Generator``) when given.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class GanPair(nn.Module):
+    """A generator and a discriminator for samples of ``input_shape``."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, latent: int, input_shape,
+                 pack: int = 1) -> None:
+        super().__init__()
+        self.pack = int(pack)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent = int(latent)
+        self.input_shape = tuple(int(d) for d in input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The discriminator's logits, one per sample. With ``pack`` > 1 (PacGAN) it judges consecutive groups of
+        ``pack`` samples together, and each sample gets its group's logit (a batch whose size is not a multiple
+        of ``pack`` fills its last group with its first samples)."""
+        if self.pack == 1:
+            return self.discriminator(x)
+        n, p = len(x), self.pack
+        flat = x.reshape(n, -1)
+        short = -n % p
+        if short:
+            flat = torch.cat([flat, flat[torch.arange(short, device=flat.device) % max(n, 1)]])
+        out = self.discriminator(flat.reshape(len(flat) // p, -1))
+        return out.repeat_interleave(p, dim=0)[:n]
+
+    def latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` Gaussian latents, drawn on the CPU (the same on every device) and moved to the model's."""
+        device = next(self.generator.parameters()).device
+        z = torch.randn(n, self.latent, generator=generator, device="cpu" if generator is not None else device)
+        return z.to(device)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.generator(self.latents(n, generator)).reshape(n, *self.input_shape)
+
+
+def _mlp(sizes: list[int], act, last_act=None, norm=None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        lin = nn.Linear(sizes[i], sizes[i + 1])
+        layers.append(norm(lin) if norm is not None else lin)
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def gan_mlp(input_shape, out_features: int, *, latent: int = 8, hidden=(128, 128, 128),
+            spectral_norm: bool = False, pack: int = 1) -> GanPair:
+    """MLPs: the generator maps ``latent`` Gaussian values through ``hidden`` ReLU layers to a sample; the
+    discriminator maps a flattened sample through ``hidden`` LeakyReLU(0.2) layers to ``out_features``
+    logits (one for the generation task), with spectral normalisation of every layer when asked; with ``pack``
+    > 1 it sees ``pack`` samples at once (PacGAN), which penalises a generator that covers few modes."""
+    d = int(math.prod(input_shape))
+    hidden = [int(h) for h in hidden]
+    gen = _mlp([int(latent), *hidden, d], nn.ReLU)
+    norm = torch.nn.utils.parametrizations.spectral_norm if spectral_norm else None
+    disc = nn.Sequential(nn.Flatten(), *_mlp([d * int(pack), *hidden, int(out_features)], lambda: nn.LeakyReLU(0.2),
+                                             norm=norm))
+    return GanPair(gen, disc, latent, input_shape, pack)
