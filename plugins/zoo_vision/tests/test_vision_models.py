@@ -206,7 +206,7 @@ def test_state_dict_holds_the_batchnorm_buffers_and_reloads_bit_identically(name
         assert torch.equal(v, fresh.state_dict()[k]), k
 
 
-@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("name", NETS + ("alexnet", "inception", "densenet", "efficientnet"))
 def test_every_parameter_gets_a_finite_nonzero_gradient(name):
     torch.manual_seed(0)
     model = build(name, (3, 8, 8), 4)
