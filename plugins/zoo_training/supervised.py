@@ -108,7 +108,7 @@ class SupervisedProcedure(Procedure):
                     raise NonFiniteLoss(why)  # stop at once
                 first_bad = (b + 1, why)  # the others are in this step's all-reduce: stop together, below
             losses.append(loss.detach())
-            sizes.append(strategy.counted(len(xb)))
+            sizes.append(strategy.counted(len(xb)) if several else len(xb))
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in weights)
             if several:
