@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--repeats N] [--epochs N] [--only NAME] [--out DIR] [--strict]``;
-``python -m bench quality ...``, ``python -m bench tune ...`` and ``python -m bench gan ...`` are their own
-commands."""
+``python -m bench quality ...``, ``python -m bench tune ...``, ``python -m bench gan ...`` and
+``python -m bench rl ...`` are their own commands."""
 
 from __future__ import annotations
 
@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import gan
 
         return gan.main(argv[1:])
+    if argv[:1] == ["rl"]:  # the deep-Q recipes' table over seeds
+        from . import rl
+
+        return rl.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         only = parse_only(args.only)

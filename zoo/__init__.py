@@ -1,7 +1,8 @@
 """zoo: a plugin-style PyTorch model zoo.
 
 Importing ``zoo`` is cheap (no torch): the declarations a plugin needs are here,
-and the training API (:func:`train`, :func:`evaluate`, :func:`predict`, :func:`load`, :func:`sample`)
+and the training API (:func:`train`, :func:`evaluate`, :func:`predict`, :func:`load`, :func:`sample`,
+:func:`play`)
 imports torch on first use.
 """
 
@@ -14,7 +15,8 @@ from .hookspecs import hookimpl  # noqa: E402
 from .spec import (CallbackSpec, DatasetSpec, LossSpec, MetricSpec, ModelSpec, OptimizerSpec,  # noqa: E402
                    Param, ProcedureSpec, RecipeSpec, ScheduleSpec, StrategySpec)
 
-_LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "resume": "api", "sample": "sampling",
+_LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "resume": "api", "play": "api",
+         "sample": "sampling",
          "Run": "engine",
          "RunModel": "parts", "Callback": "callbacks"}
 
@@ -30,5 +32,5 @@ def __getattr__(name: str):
 __all__ = [
     "__version__", "ZooError", "hookimpl", "DatasetSpec", "ModelSpec", "LossSpec", "RecipeSpec", "Param",
     "OptimizerSpec", "ScheduleSpec", "MetricSpec", "CallbackSpec", "ProcedureSpec", "StrategySpec",
-    "train", "evaluate", "predict", "load", "resume", "sample", "Run", "RunModel", "Callback",
+    "train", "evaluate", "predict", "load", "resume", "sample", "play", "Run", "RunModel", "Callback",
 ]

@@ -92,6 +92,18 @@ def predict(run_dir: str | Path, X: Any, device: str = "cpu"):
     return predict_run(run_dir, X, device=device)
 
 
+def play(run_dir: str | Path, episodes: int = 10, *, seed: int | None = None, device: str = "cpu"):
+    """Run a saved control run's greedy policy (``zoo play``): ``episodes`` episodes reset with seeds ``seed``,
+    ``seed + 1``, ... (by default the test split's fixed seeds). Returns :class:`zoo.episodes.Episodes`
+    (``returns``, ``lengths`` and every transition)."""
+    from .errors import UsageError
+    from .saved import play_run
+
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or not 1 <= episodes <= 1_000_000:
+        raise UsageError(f"--episodes {episodes!r}: the number of episodes must be an integer from 1 to 1000000")
+    return play_run(run_dir, episodes, seed=seed, device=device)
+
+
 def load(run_dir: str | Path, device: str = "cpu"):
     """The saved run's model, in eval mode, weights and preprocessing loaded strictly: a
     :class:`zoo.parts.RunModel` that takes RAW inputs (the run's fitted standardisation is inside it)

@@ -1,4 +1,4 @@
-"""Commands that work on saved runs: ``zoo runs``, ``zoo predict``, ``zoo plot``, ``zoo sample``.
+"""Commands that work on saved runs: ``zoo runs``, ``zoo predict``, ``zoo plot``, ``zoo sample``, ``zoo play``.
 
 ``zoo.cli`` registers every command in :data:`COMMANDS` on the ``zoo`` group. Keep
 module-level imports light: torch, numpy, scikit-learn and matplotlib are imported
@@ -132,4 +132,36 @@ def sample_cmd(run_dir: str, n: int, out: str, seed: int, device: str) -> None:
     click.echo(f"wrote {n} samples of shape {tuple(samples.shape[1:])} to {path}", err=True)
 
 
-COMMANDS: list = [runs_cmd, predict_cmd, plot_cmd, sample_cmd]
+@click.command("play")
+@click.argument("run_dir", type=click.Path())
+@click.option("--episodes", "-n", type=click.IntRange(1, 1_000_000), default=10, show_default=True,
+              help="How many episodes to run.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
+              help="Reset seed of the first episode (then seed+1, ...); default: the test split's fixed seeds, "
+                   "so the first episodes are those 'zoo eval' scores.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def play_cmd(run_dir: str, episodes: int, seed: int | None, device: str, as_json: bool) -> None:
+    """Run a saved control run's greedy policy in its environment; print each episode's return and length.
+
+    \b
+    zoo play runs/cartpole-dqn-20261129-010000 --episodes 10
+    """
+    from .api import play
+    from .config import check_device
+
+    check_device(device)
+    eps = play(run_dir, episodes, seed=seed, device=device)
+    returns, lengths = eps.returns.tolist(), eps.lengths.tolist()
+    if as_json:
+        click.echo(json.dumps({"returns": returns, "lengths": lengths}, indent=2))
+        return
+    for i, (r, n) in enumerate(zip(returns, lengths)):
+        click.echo(f"episode {i + 1:>{len(str(episodes))}}  return {r:10.2f}  steps {n}")
+    mean = sum(returns) / len(returns)
+    std = (sum((r - mean) ** 2 for r in returns) / len(returns)) ** 0.5
+    click.echo(f"mean return {mean:.2f} +- {std:.2f} (min {min(returns):.2f}, max {max(returns):.2f}) over "
+               f"{episodes} episode{'s' if episodes != 1 else ''}")
+
+
+COMMANDS: list = [runs_cmd, predict_cmd, plot_cmd, sample_cmd, play_cmd]

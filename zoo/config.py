@@ -358,8 +358,11 @@ def resolve(
         given["strategy"] = {}
     procedure = entries["procedure"].spec
     if task not in procedure.tasks:
+        fits = sorted(e.name for e in reg.declared("procedure") if task in e.spec.tasks)
+        hint = (f"; procedures that train it: {', '.join(fits)} (--procedure {fits[0]})" if fits
+                else "; no installed procedure trains it")
         raise UsageError(f"procedure '{procedure.name}' cannot train dataset '{names['dataset']}': the dataset is a "
-                         f"{task} task and the procedure trains {', '.join(procedure.tasks)}")
+                         f"{task} task and the procedure trains {', '.join(procedure.tasks)}{hint}")
     for key, (part, value) in recipe_dropped.items():
         if note is not None:
             note(f"the recipe's {key}={value} does not apply with {part}={names.get(part)}; not used")

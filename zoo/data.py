@@ -60,6 +60,9 @@ class Splits:
     ``preprocess`` holds fitted tensors (e.g. ``mean``/``std``) already applied to
     ``X``, and ``state`` any JSON-able fitted state (e.g. category lists), so that a
     saved run can prepare new inputs the same way.
+    ``environment`` (a ``control`` task only) is a callable ``make() -> env`` giving a fresh environment of
+    the gymnasium API (``reset(seed=...)``, ``step(action)``, a discrete ``action_space``), see
+    :mod:`zoo.episodes`.
     """
 
     train: Any
@@ -68,6 +71,7 @@ class Splits:
     meta: DataMeta
     preprocess: dict[str, torch.Tensor] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    environment: Any = None
 
     def split(self, name: str):
         return {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -123,6 +127,8 @@ def check_splits(splits: "Splits") -> str | None:
             return f"it is a {meta.task} task with {k} classes in its metadata"
         if meta.class_names is not None and len(meta.class_names) != k:
             return f"its metadata names {len(meta.class_names)} classes but declares num_classes={k}"
+    if meta.task == "control" and not callable(splits.environment):
+        return "it is a control task but its splits name no environment (Splits.environment)"
     for name in ("train", "val", "test"):
         split = splits.split(name)
         if not is_tensor_split(split):

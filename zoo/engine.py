@@ -515,9 +515,10 @@ class Trainer:
         t0 = time.perf_counter() - (self.history[-1]["time"] if self.history else 0.0)
         where = (f"{self.strategy.world_size} processes ({self.cfg['distributed']['backend']}, "
                  f"{self.strategy.device.type})" if self.strategy.world_size > 1 else str(self.strategy.device))
+        data = (f"{split_len(self.splits.train)} train / {split_len(self.splits.val)} val samples"
+                if self.splits.environment is None else f"environment of dataset '{self.cfg['dataset']}'")
         self.reporter.message(
-            f"training {self.run_dir.name} on {where} ({split_len(self.splits.train)} train / "
-            f"{split_len(self.splits.val)} val samples, epochs {self.epoch + 1}-{epochs}) -> {self.run_dir}")
+            f"training {self.run_dir.name} on {where} ({data}, epochs {self.epoch + 1}-{epochs}) -> {self.run_dir}")
         threads_before = torch.get_num_threads()
         try:
             self._emit("on_fit_start")

@@ -8,7 +8,9 @@
   regions under the train and test points, in the data's original units;
 - ``confusion.png`` (multiclass): the confusion matrix on the test split;
 - ``samples.png`` (generation on two features): the model's samples over the test split's
-  points, in the data's original units.
+  points, in the data's original units;
+- ``returns.png`` (control): the return curve, by environment steps: the mean return of the
+  training episodes (exploring) and of the greedy policy's validation episodes, the best epoch marked.
 
 matplotlib is an optional extra (``pip install 'zoo[plot]'``). Figures are drawn with
 the object-oriented API on an Agg canvas (no pyplot, no global backend change), and
@@ -147,6 +149,42 @@ def plot_curves(run_dir: Path, cfg: dict[str, Any]) -> Path | None:
         ax.legend(fontsize="small", loc="best")
     fig.suptitle(f"Learning curves: {_run_title(cfg, run_dir)}", fontsize="large")
     return _save(fig, run_dir / "curves.png")
+
+
+def plot_returns(run_dir: Path, cfg: dict[str, Any]) -> Path | None:
+    """The return curve of a control run (see the module's description)."""
+    history = runs.RunDir(run_dir).read_history()
+    if not history or "val_mean_return" not in history[0]:
+        return None
+    metrics = runs.RunDir(run_dir).read_metrics()
+    monitor = metrics.get("monitor") or cfg.get("monitor") or "val_mean_return"
+    best_epoch = metrics.get("best_epoch") if "best_epoch" in metrics else best_from_history(history, monitor)[0]
+    by_steps = all(r.get("env_steps") is not None for r in history)
+    xs = [r["env_steps"] if by_steps else int(r.get("epoch") or i) for i, r in enumerate(history, 1)]
+    fig = _figure(6.4, 4.4)
+    ax = fig.subplots()
+    marker = "o" if len(xs) <= 40 else None
+    if all(r.get("train_return") is not None for r in history):
+        ax.plot(xs, [r["train_return"] for r in history], marker=marker, markersize=3.5, linewidth=1.4,
+                color=TRAIN_COLOR, alpha=0.8, label="training episodes (exploring)")
+    ax.plot(xs, [r["val_mean_return"] for r in history], marker=marker, markersize=3.5, linewidth=1.8,
+            color=VAL_COLOR, label="greedy policy (validation episodes)")
+    epochs = [int(r.get("epoch") or i) for i, r in enumerate(history, 1)]
+    if best_epoch in epochs:
+        i = epochs.index(best_epoch)
+        ax.plot([xs[i]], [history[i]["val_mean_return"]], marker="*", markersize=15, color="gold",
+                markeredgecolor="black", linestyle="none", zorder=5,
+                label=f"best epoch ({best_epoch}): {_fmt(history[i]['val_mean_return'])}")
+    test = metrics.get("test", {}).get("mean_return") if isinstance(metrics.get("test"), dict) else None
+    if test is not None:
+        ax.axhline(test, color="0.35", linestyle=":", linewidth=1.2,
+                   label=f"test: {_fmt(test)} (best epoch's weights)")
+    ax.set_xlabel("environment steps" if by_steps else "epoch")
+    ax.set_ylabel("mean return per episode")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    fig.suptitle(f"Return curve: {_run_title(cfg, run_dir)}", fontsize="large")
+    return _save(fig, run_dir / "returns.png")
 
 
 # -- the model on its data -------------------------------------------------------------
@@ -465,6 +503,8 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
     draw("curves.png", plot_curves, cfg)
     meta = cfg["meta"]
     task = meta.get("task")
+    if task == "control":
+        draw("returns.png", plot_returns, cfg)
     width = math.prod(meta.get("input_shape") or [0])
     wants_model = ((task == "regression" and width == 1) or (task in ("binary", "multiclass", "generation")
                                                               and width == 2) or task == "multiclass")

@@ -132,10 +132,44 @@ def _load_v1(model: RunModel, path: Path, run_dir: Path, cfg: dict) -> None:
 
 def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
                  registry: Registry | None = None) -> dict[str, float]:
-    """Recompute a saved run's metrics on one split (data rebuilt from the config's seed)."""
+    """Recompute a saved run's metrics on one split (data rebuilt from the config's seed; for a control task,
+    the split's seeded episodes, see :mod:`zoo.episodes`)."""
     model, cfg, combo = load_run_model(run_dir, device, registry)
     dev = next(iter(model.parameters()), torch.empty(0)).device
     splits = load_data(combo, cfg)
+    if splits.meta.task == "control":
+        from .episodes import EpisodeRunner, evaluate_policy, scoring
+
+        gamma, episodes = scoring(cfg)
+        runner = EpisodeRunner(splits.environment, f"the environment of dataset '{cfg['dataset']}'")
+        try:
+            return evaluate_policy(model, build_loss(combo, cfg, dev), runner, split, gamma=gamma,
+                                   episodes=episodes[split], device=dev,
+                                   metrics=MetricSet.for_config(cfg, registry))
+        finally:
+            runner.close()
     return evaluate_saved(model, f"model '{cfg['model']}' of {run_dir}", build_loss(combo, cfg, dev),
                           splits.split(split), splits.meta.task, cfg["target"], dev, tuple(combo.loss.spec.reads),
                           workers_for(cfg.get("workers", -1)), cfg=cfg, metrics=MetricSet.for_config(cfg, registry))
+
+
+def play_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None, device: str = "cpu",
+             registry: Registry | None = None):
+    """Run a saved control run's greedy policy for ``episodes`` episodes (reset seeds ``seed``, ``seed + 1``,
+    ...; by default the test split's fixed seeds, so the first episodes are those ``zoo eval`` scores) and
+    return them (:class:`zoo.episodes.Episodes`: returns, lengths, transitions)."""
+    from .episodes import EpisodeRunner, greedy, split_seeds
+    from .errors import UsageError
+
+    model, cfg, combo = load_run_model(run_dir, device, registry)
+    if run_task(cfg) != "control":
+        raise UsageError(f"{run_dir} is a {run_task(cfg)} run; 'zoo play' runs the policy of a control run "
+                         "(an environment, such as 'zoo train cartpole-dqn')")
+    dev = next(iter(model.parameters()), torch.empty(0)).device
+    splits = load_data(combo, cfg)
+    seeds = split_seeds("test", episodes) if seed is None else [int(seed) + i for i in range(int(episodes))]
+    runner = EpisodeRunner(splits.environment, f"the environment of dataset '{cfg['dataset']}'")
+    try:
+        return runner.run(greedy(model), seeds, dev)
+    finally:
+        runner.close()

@@ -23,7 +23,12 @@ from .errors import UsageError, did_you_mean
 #: ``(N, 1)`` ones (every sample is real), its forward scores samples (one value each, such as a
 #: discriminator's logit) and it draws samples with ``sample(n, generator=None)`` in the standardised
 #: input space; metrics compare its samples with the split's samples (see :mod:`zoo.evaluation`).
-TASKS = ("regression", "binary", "multiclass", "reconstruction", "generation")
+#: ``control``: an environment instead of a dataset (see :mod:`zoo.episodes`). The dataset's splits hold
+#: observations a uniformly random policy visits (for probes, reload checks and predictions; their float32
+#: ``(N, num_targets)`` targets are zeros) and ``Splits.environment`` makes the environment; the model maps an
+#: observation to one value per action (``num_targets`` actions) and is scored by the returns of its greedy
+#: policy over seeded episodes.
+TASKS = ("regression", "binary", "multiclass", "reconstruction", "generation", "control")
 
 #: Kinds of model input. ``tabular``: a feature vector ``(d,)``; ``image``: ``(C, H, W)``;
 #: ``sequence``: ``(T, F)``, T time steps of F features.

@@ -46,7 +46,7 @@ from .spec import INPUT_KINDS, INPUT_RANK, KINDS, TASKS
 CONTRACT_VERSION = "1"
 
 _TARGET_FOR_TASK = {"regression": "value", "binary": "index", "multiclass": "index", "reconstruction": "value",
-                    "generation": "value"}
+                    "generation": "value", "control": "value"}
 _SHAPES = {"tabular": (4,), "image": (1, 8, 8), "sequence": (12, 3)}
 _N = 48  # samples in a synthetic batch
 #: Shapes real datasets give, per input kind (``accepts-input``): 8x8 grey digits, 32x32 RGB
@@ -232,7 +232,7 @@ def _check_dataset_splits(spec) -> None:
             _fail(f"dataset '{spec.name}': {name} X is {X.dtype} {tuple(X.shape)}; expected float32 (N, *{shape})")
         if not torch.isfinite(X).all():
             _fail(f"dataset '{spec.name}': {name} X has non-finite values")
-        if task in ("regression", "reconstruction", "generation"):
+        if task in ("regression", "reconstruction", "generation", "control"):
             if y.dtype != torch.float32 or y.dim() != 2 or y.shape[1] != s.meta.num_targets:
                 _fail(f"dataset '{spec.name}': {name} y is {y.dtype} {tuple(y.shape)}; expected float32 "
                       f"(N, {s.meta.num_targets})")
@@ -284,6 +284,8 @@ def _synthetic(task: str, input_kind: str, n: int = _N, seed: int = 0):
         meta = DataMeta(task, shape, num_targets=y.shape[1])
     elif task == "generation":  # every sample real: the model's score learns to say so
         y, meta = torch.ones(n, 1), DataMeta(task, shape, num_targets=1)
+    elif task == "control":  # observations -> a value per action (2 actions)
+        y, meta = torch.stack([signal, -signal], 1), DataMeta(task, shape, num_targets=2)
     elif task == "binary":
         y, meta = (signal > 0).long(), DataMeta(task, shape, num_classes=2)
     else:
@@ -425,6 +427,7 @@ def _accepts_problem(spec, task: str, shape: tuple[int, ...]) -> str | None:
         "regression": DataMeta(task, shape, num_targets=1),
         "reconstruction": DataMeta(task, shape, num_targets=math.prod(shape)),
         "generation": DataMeta(task, shape, num_targets=1),
+        "control": DataMeta(task, shape, num_targets=2),
         "binary": DataMeta(task, shape, num_classes=2),
     }.get(task) or DataMeta(task, shape, num_classes=10)
     out = out_features(meta, _TARGET_FOR_TASK[task])
@@ -546,7 +549,7 @@ def _check_loss(spec, task: str) -> None:
     out = out_features(meta, spec.target) if not (spec.target == "binary" and task != "binary") else 1
     g = torch.Generator().manual_seed(12345)  # not the synthetic data's seed: output != target
     output = torch.randn(n, out, generator=g, requires_grad=True)
-    if spec.target == "index" and task in ("regression", "reconstruction", "generation"):
+    if spec.target == "index" and task in ("regression", "reconstruction", "generation", "control"):
         _fail(f"loss '{spec.name}' declares task {task} but needs class indices")
     extras = {k: torch.randn(n, 4, generator=g, requires_grad=True) for k in spec.reads}
     try:

@@ -144,7 +144,7 @@ def check_schedule(spec) -> None:
 # -- metrics ---------------------------------------------------------------------------------
 
 _LAYOUTS = {"regression": ("value",), "reconstruction": ("value",), "binary": ("index", "binary"),
-            "multiclass": ("index",), "generation": ("value",)}
+            "multiclass": ("index",), "generation": ("value",), "control": ("value",)}
 
 
 def mixture_points(n: int, generator, modes: int = 8, radius: float = 2.0, std: float = 0.02):
@@ -163,6 +163,9 @@ def _metric_case(task: str, layout: str, perfect: bool, seed: int = 0):
 
     g = torch.Generator().manual_seed(seed)
     n = 60
+    if task == "control":  # pred: the returns of evaluation episodes, y: their lengths
+        returns = 100 + 10 * torch.rand(n, generator=g) if perfect else -100 * torch.rand(n, generator=g)
+        return returns.double(), torch.randint(1, 500, (n,), generator=g)
     if task == "generation":  # pred: generated samples, y: the real ones (2-D, in the data's units)
         real = mixture_points(2000, g)
         fake = mixture_points(2000, g) if perfect else 3 * torch.rand(2000, 2, generator=g) - 1.5
@@ -212,7 +215,7 @@ def check_metric(spec, task: str) -> None:
 # -- the harness: real runs --------------------------------------------------------------------
 
 #: The tasks the harness has a real run for (a procedure declaring one of them is run on it).
-HARNESS_TASKS = ("regression", "generation")
+HARNESS_TASKS = ("regression", "generation", "control")
 
 
 def harness_dataset(seed: int = 0, n_samples: int = 96):
@@ -279,6 +282,53 @@ def harness_bce():
     return torch.nn.BCEWithLogitsLoss()
 
 
+class _Space:
+    def __init__(self, n=None, shape=(), dtype="float32"):
+        self.n, self.shape, self.dtype = n, shape, dtype
+
+
+class ChainEnv:
+    """A small environment of the gymnasium API for contract runs of control procedures: a walk on 7 cells,
+    starting on a seeded random cell of the first three; action 1 steps right, 0 left; reaching the last cell
+    ends the episode with reward 1, every other step costs 0.01; 20 steps truncate it."""
+
+    cells, limit = 7, 20
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.action_space = _Space(n=2)
+        self.observation_space = _Space(shape=(2,))
+        self._rng = np.random.default_rng()
+        self.pos, self.t = 0, 0
+
+    def _obs(self):
+        import numpy as np
+
+        return np.array([self.pos / (self.cells - 1), 1.0], dtype=np.float32)
+
+    def reset(self, seed=None):
+        import numpy as np
+
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.pos, self.t = int(self._rng.integers(0, 3)), 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.pos = max(0, min(self.cells - 1, self.pos + (1 if int(action) == 1 else -1)))
+        self.t += 1
+        terminated = self.pos == self.cells - 1
+        return self._obs(), 1.0 if terminated else -0.01, terminated, self.t >= self.limit and not terminated, {}
+
+
+def harness_control_dataset(seed: int = 0, observations: int = 64):
+    """The chain environment (:class:`ChainEnv`) as a control task."""
+    from .episodes import control_splits
+
+    return control_splits(ChainEnv, seed=seed, where="the contract's chain environment", observations=observations)
+
+
 def _harness_module() -> types.ModuleType:
     from .spec import DatasetSpec, LossSpec, ModelSpec
 
@@ -287,17 +337,23 @@ def _harness_module() -> types.ModuleType:
         name="contract-mse", summary="Mean squared error.", tasks=("regression",), target="value",
         impl="zoo.training_checks:harness_loss"), LossSpec(
         name="contract-bce", summary="Binary cross-entropy on scores: real 1, generated 0.", tasks=("generation",),
-        target="value", impl="zoo.training_checks:harness_bce")])
+        target="value", impl="zoo.training_checks:harness_bce"), LossSpec(
+        name="contract-td", summary="Mean squared error of action values.", tasks=("control",), target="value",
+        impl="zoo.training_checks:harness_loss")])
     mod.zoo_datasets = hookimpl(lambda: [DatasetSpec(
         name="contract-data", summary="Synthetic linear regression for contract runs.", tasks=("regression",),
         impl="zoo.training_checks:harness_dataset"), DatasetSpec(
         name="contract-ring", summary="Synthetic 2-D ring of Gaussians for contract runs of generation.",
-        tasks=("generation",), impl="zoo.training_checks:harness_generation_dataset")])
+        tasks=("generation",), impl="zoo.training_checks:harness_generation_dataset"), DatasetSpec(
+        name="contract-chain", summary="A 7-cell walk to the right end for contract runs of control.",
+        tasks=("control",), impl="zoo.training_checks:harness_control_dataset")])
     mod.zoo_models = hookimpl(lambda: [ModelSpec(
         name="contract-linear", summary="A linear layer.", tasks=("regression",), inputs=("tabular",),
         impl="zoo.training_checks:harness_model"), ModelSpec(
         name="contract-sampler", summary="A linear generator and a small discriminator.", tasks=("generation",),
-        inputs=("tabular",), impl="zoo.training_checks:harness_sampler")])
+        inputs=("tabular",), impl="zoo.training_checks:harness_sampler"), ModelSpec(
+        name="contract-q", summary="A linear layer: one value per action.", tasks=("control",), inputs=("tabular",),
+        impl="zoo.training_checks:harness_model")])
     return mod
 
 
@@ -345,6 +401,8 @@ def check_in_a_run(spec, reg: Registry) -> None:
     tasks = getattr(spec, "tasks", ()) if spec.kind == "procedure" else ()
     if tasks and "regression" not in tasks and "generation" in tasks:
         parts = {"dataset": "contract-ring", "model": "contract-sampler", "loss": "contract-bce"}
+    elif tasks and "regression" not in tasks and "control" in tasks:
+        parts = {"dataset": "contract-chain", "model": "contract-q", "loss": "contract-td"}
     else:
         parts = {"dataset": "contract-data", "model": "contract-linear", "loss": "contract-mse"}
     cfg = resolve(**parts, registry=reg, epochs=2, batch_size=16, device="cpu", checkpoint_every=0, **kw)

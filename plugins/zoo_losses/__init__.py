@@ -5,17 +5,19 @@ from zoo import LossSpec, Param, hookimpl
 ZOO_CONTRACT = "1"
 
 _REG = ("regression", "reconstruction")
+#: Value losses also fit action values to their bootstrapped targets (the control task).
+_VALUE = (*_REG, "control")
 
 
 @hookimpl
 def zoo_losses():
     return [
-        LossSpec(name="mse", summary="Mean squared error (L2).", tasks=_REG, target="value",
+        LossSpec(name="mse", summary="Mean squared error (L2).", tasks=_VALUE, target="value",
                  impl="zoo_losses.losses:mse", default_for=_REG),
-        LossSpec(name="l1", summary="Mean absolute error (L1); robust to outliers.", tasks=_REG, target="value",
+        LossSpec(name="l1", summary="Mean absolute error (L1); robust to outliers.", tasks=_VALUE, target="value",
                  impl="zoo_losses.losses:l1"),
-        LossSpec(name="huber", summary="Huber loss: squared near zero, absolute beyond delta.", tasks=_REG,
-                 target="value", impl="zoo_losses.losses:huber",
+        LossSpec(name="huber", summary="Huber loss: squared near zero, absolute beyond delta.", tasks=_VALUE,
+                 target="value", impl="zoo_losses.losses:huber", default_for=("control",),
                  params={"delta": Param("float", 1.0, "where the loss turns from squared to linear (> 0)", min=1e-12)}),
         LossSpec(name="cross-entropy", summary="Softmax cross-entropy over class logits (targets: class indices).",
                  tasks=("binary", "multiclass"), target="index", impl="zoo_losses.losses:cross_entropy",

@@ -70,7 +70,9 @@ def test_loss_comes_from_the_plugin_and_declares_no_problems(name):
 
 def test_declared_tasks():
     for name in REGRESSION:
-        assert entry(name).spec.tasks == ("regression", "reconstruction")
+        # value losses also fit action values to their bootstrapped targets (control)
+        assert entry(name).spec.tasks == ("regression", "reconstruction", "control")
+    assert entry("huber").spec.default_for == ("control",)
     assert set(entry("cross-entropy").spec.tasks) == {"binary", "multiclass"}
     assert entry("bce-with-logits").spec.tasks == ("binary",)
 
