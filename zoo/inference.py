@@ -346,6 +346,8 @@ class Predictor:
         if self.task == "generation":  # the model's score of each sample (a GAN: its discriminator's logit)
             k = int(self.cfg.get("out_features") or 1)
             return ["score"] if k == 1 else [f"score_{i}" for i in range(k)]
+        if self.task == "control":  # the greedy action, then the value of each action
+            return ["action", *(f"value_{i}" for i in range(int(self.cfg.get("out_features") or 1)))]
         return ["label", *(f"prob_{c}" for c in self.class_names())]
 
     def class_names(self) -> list[str]:
@@ -365,6 +367,10 @@ class Predictor:
         if self.task in ("regression", "reconstruction", "generation"):
             values = out.reshape(len(out), -1)
             return Predictions(self.columns(), values.tolist(), self.task, values.numpy())
+        if self.task == "control":
+            actions = out.argmax(dim=1)
+            rows = [[int(a), *v] for a, v in zip(actions.tolist(), out.tolist())]
+            return Predictions(self.columns(), rows, self.task, out.numpy(), [str(a) for a in actions.tolist()])
         if self.target == "binary":
             label_idx = (out.reshape(-1) > 0).long()  # as the accuracy metric decides
         else:
@@ -386,7 +392,8 @@ class Predictions:
     - ``columns``, ``rows``: the CSV's header and rows; ``to_csv()`` is exactly ``zoo predict``'s output;
     - ``outputs``: the model's outputs ``(N, k)`` (the data's units; logits for classification);
     - regression and reconstruction: ``values`` (= ``outputs``);
-    - classification: ``labels`` (class names) and ``probabilities`` ``(N, num_classes)``.
+    - classification: ``labels`` (class names) and ``probabilities`` ``(N, num_classes)``;
+    - control: ``labels`` (the greedy action of each observation, as text) and ``values`` (each action's).
     """
 
     def __init__(self, columns: list[str], rows: list[list[Any]], task: str, outputs: np.ndarray,

@@ -8,7 +8,7 @@
   regions under the train and test points, in the data's original units;
 - ``confusion.png`` (multiclass): the confusion matrix on the test split;
 - ``samples.png`` (generation on two features): the model's samples over the test split's
-  points, in the data's original units;
+  points, in the data's original units; (generation on images): a grid of 64 samples;
 - ``returns.png`` (control): the return curve, by environment steps: the mean return of the
   training episodes (exploring) and of the greedy policy's validation episodes, the best epoch marked.
 
@@ -440,10 +440,16 @@ def plot_samples(samples, path: str | os.PathLike, real=None, title: str = "") -
 
 
 def plot_generation(run_dir: Path, data: _Loaded) -> Path:
-    """Samples of a 2-D generation model over the test split's points."""
+    """Samples of a 2-D generation model over the test split's points, or a grid of 64 samples of images."""
     from .evaluation import draw_samples
 
     samples = draw_samples(data.model, PLOT_SAMPLES).cpu().numpy()
+    if samples.ndim == 4:
+        test = _test_metrics(run_dir)
+        names = [k for k in test if k != "loss"][:2]
+        figure = f"\ntest {_metric_text(test, *names)}" if names else ""
+        return plot_samples(samples[:64], run_dir / "samples.png", title=f"Samples: {_run_title(data.cfg, run_dir)}"
+                            f"{figure}")
     Xte, _, _ = data.tensors("test", MAX_LAZY)
     real = data.raw(Xte)
     real = real[_subsample(len(real), MAX_POINTS, 2)]
@@ -506,8 +512,10 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
     if task == "control":
         draw("returns.png", plot_returns, cfg)
     width = math.prod(meta.get("input_shape") or [0])
+    image = len(meta.get("input_shape") or []) == 3
     wants_model = ((task == "regression" and width == 1) or (task in ("binary", "multiclass", "generation")
-                                                              and width == 2) or task == "multiclass")
+                                                              and width == 2) or task == "multiclass"
+                   or (task == "generation" and image))
     if wants_model and files.weights.is_file():
         try:
             data = _Loaded(run_dir)
@@ -523,7 +531,7 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
                 draw("decision.png", plot_decision, data)
             if task == "multiclass":
                 draw("confusion.png", plot_confusion, data)
-            if task == "generation" and width == 2:
+            if task == "generation" and (width == 2 or image):
                 draw("samples.png", plot_generation, data)
     if failures and warn is None:
         raise ZooError(failures[0])

@@ -33,6 +33,17 @@ def zoo_datasets():
                                    max=10_000_000),
             },
         ),
+        DatasetSpec(
+            name="digits-images",
+            summary="scikit-learn's 1797 8x8 digits as images to learn to sample (pixels 0..16, seen as [-1, 1]).",
+            tasks=_GEN,
+            input="image",
+            impl="zoo_gan.datasets:digits_images",
+            params={
+                "val_size": Param("float", 0.15, "share of images for validation", min=0.01, max=0.9),
+                "test_size": Param("float", 0.2, "share of images for testing", min=0.01, max=0.9),
+            },
+        ),
     ]
 
 
@@ -52,6 +63,22 @@ def zoo_models():
                 "spectral_norm": Param("bool", False, "spectral normalisation of the discriminator's layers"),
                 "pack": Param("int", 1, "samples the discriminator judges together (PacGAN; 1: one at a time); "
                               "each sample gets its group's logit", min=1, max=64),
+            },
+        ),
+        ModelSpec(
+            name="dcgan",
+            summary="A DCGAN-style convolutional pair for small images: transposed convolutions up, convolutions down.",
+            tasks=_GEN,
+            inputs=("image",),
+            impl="zoo_gan.models:dcgan",
+            params={
+                "latent": Param("int", 32, "size of the generator's Gaussian latent", min=1, max=4096),
+                "channels": Param("int-list", (32, 64), "feature maps at half and at quarter resolution (the "
+                                  "generator and the discriminator alike)", min=1, max=4096),
+                "norm": Param("str", "pixel", "the generator's normalisation: pixel (each position's features to unit "
+                              "RMS), layer (each sample's maps) or none; no batch statistics",
+                              choices=("pixel", "layer", "none")),
+                "spectral_norm": Param("bool", False, "spectral normalisation of the discriminator's layers"),
             },
         ),
     ]
@@ -79,6 +106,13 @@ def zoo_metrics():
                    fast="zoo_gan.metrics:ring_modes"),
         MetricSpec(name="ring_quality", summary="Share of samples within 3 std of a mode of the ring.", tasks=_GEN,
                    impl="zoo_gan.metrics:ring_quality", fast="zoo_gan.metrics:ring_quality"),
+        MetricSpec(name="digits_fd", summary="Frechet distance of 1,000 samples to the real 8x8 digits on a pinned "
+                                             "digits classifier's penultimate features (lower is better).",
+                   tasks=_GEN, higher_is_better=False, impl="zoo_gan.metrics:digits_fd",
+                   fast="zoo_gan.metrics:digits_fd"),
+        MetricSpec(name="digits_classes", summary="Digit classes the pinned classifier sees among 1,000 samples: "
+                                                  "those given >= 2% of them at >= 0.9 probability (0 to 10).",
+                   tasks=_GEN, impl="zoo_gan.metrics:digits_classes", fast="zoo_gan.metrics:digits_classes"),
         MetricSpec(name="ring_score", summary="ring_quality times the share of modes covered (1 is perfect).",
                    tasks=_GEN, impl="zoo_gan.metrics:ring_score", fast="zoo_gan.metrics:ring_score"),
     ]
@@ -121,5 +155,14 @@ def zoo_recipes():
             train={"procedure": "gan", "r1": 0.1, "epochs": 500, "batch_size": 128, "lr": 0.001, "optimizer": "adam",
                    "schedule": "cosine", "metrics": ("ring_modes", "ring_quality", "ring_score"),
                    "monitor": "val_ring_score"},
+        ),
+        RecipeSpec(
+            name="digits-gan",
+            summary="A DCGAN on the 8x8 digits: samples a digits classifier finds close to real ones, all 10 digits.",
+            dataset="digits-images",
+            model="dcgan",
+            loss="discriminator-bce",
+            train={"procedure": "gan", "r1": 30.0, "epochs": 300, "batch_size": 64, "lr": 0.0005, "optimizer": "adam",
+                   "schedule": "cosine", "metrics": ("digits_fd", "digits_classes"), "monitor": "val_digits_fd"},
         ),
     ]

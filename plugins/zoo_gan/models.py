@@ -73,3 +73,60 @@ def gan_mlp(input_shape, out_features: int, *, latent: int = 8, hidden=(128, 128
     disc = nn.Sequential(nn.Flatten(), *_mlp([d * int(pack), *hidden, int(out_features)], lambda: nn.LeakyReLU(0.2),
                                              norm=norm))
     return GanPair(gen, disc, latent, input_shape, pack)
+
+
+class PixelNorm(nn.Module):
+    """Each position's feature vector scaled to unit root mean square (ProGAN's pixel normalisation): per sample,
+    with no statistics, so a sample does not depend on its batch or on train/eval mode."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-8)
+
+
+#: The generator's normalisations: none of them keeps running statistics, so sampling is the same in train and
+#: eval mode (batch normalisation is not offered: its eval-mode samples would differ from the trained ones).
+GEN_NORMS = ("pixel", "layer", "none")
+
+
+def dcgan(input_shape, out_features: int, *, latent: int = 32, channels=(32, 64), norm: str = "pixel",
+          spectral_norm: bool = False) -> GanPair:
+    """A DCGAN-style convolutional pair for small ``(C, H, W)`` images (H and W multiples of 4).
+
+    The generator maps ``latent`` Gaussian values through a linear layer to ``channels[1]`` maps of
+    ``H/4 x W/4``, then two stride-2 transposed convolutions (kernel 4) up to ``channels[0]`` maps of
+    ``H/2 x W/2`` and to the image, with a normalisation (``norm``: ``pixel``, ProGAN's per-position feature
+    normalisation; ``layer``, each sample's maps to zero mean and unit variance with a learnt scale and shift;
+    ``none``) and ReLU between them and a tanh at the end (the data's standardised range is [-1, 1]). The
+    discriminator mirrors it: two stride-2 convolutions (kernel 4; ``channels[0]`` then ``channels[1]`` maps) with
+    LeakyReLU(0.2) and a linear layer to ``out_features`` logits, every layer spectrally normalised when
+    ``spectral_norm`` is set. Neither network has batch statistics: a sample does not depend on its batch or on
+    train/eval mode."""
+    if len(input_shape) != 3:
+        raise ValueError(f"dcgan needs (channels, height, width) images, got shape {tuple(input_shape)}")
+    c, h, w = (int(d) for d in input_shape)
+    if h % 4 or w % 4:
+        raise ValueError(f"dcgan upsamples twice by 2 and needs a height and width that are multiples of 4, "
+                         f"got {h}x{w}")
+    if len(channels) != 2:
+        raise ValueError(f"dcgan has two convolutional stages; give two channel counts, not {len(channels)}")
+    if norm not in GEN_NORMS:
+        raise ValueError(f"norm must be one of {', '.join(GEN_NORMS)}, not {norm!r}")
+    c1, c2 = (int(x) for x in channels)
+    latent = int(latent)
+    small = (h // 4) * (w // 4)
+
+    def normed(n: int) -> list[nn.Module]:
+        return {"pixel": [PixelNorm()], "layer": [nn.GroupNorm(1, n)], "none": []}[norm]
+
+    gen = nn.Sequential(
+        nn.Linear(latent, c2 * small), nn.Unflatten(1, (c2, h // 4, w // 4)), *normed(c2), nn.ReLU(),
+        nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), *normed(c1), nn.ReLU(),
+        nn.ConvTranspose2d(c1, c, 4, stride=2, padding=1), nn.Tanh(),
+    )
+    sn = torch.nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+    disc = nn.Sequential(
+        sn(nn.Conv2d(c, c1, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
+        sn(nn.Conv2d(c1, c2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
+        nn.Flatten(), sn(nn.Linear(c2 * small, int(out_features))),
+    )
+    return GanPair(gen, disc, latent, (c, h, w))

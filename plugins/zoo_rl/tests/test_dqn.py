@@ -191,6 +191,14 @@ def test_train_eval_play_and_plot_from_the_command_line(tmp_path):
     assert len(played["returns"]) == 3 and played["returns"] == [float(n) for n in played["lengths"]]
     r = run_zoo("play", str(run_dir), "-n", "2", cwd=tmp_path)
     assert r.returncode == 0 and "mean return" in r.stdout and r.stdout.count("episode ") == 2
+    (tmp_path / "obs.csv").write_text("0.01,0.02,0.03,0.04\n0.1,0.5,-0.2,-0.9\n")
+    r = run_zoo("predict", str(run_dir), "--input", str(tmp_path / "obs.csv"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "action,value_0,value_1" and len(lines) == 3
+    for line in lines[1:]:
+        action, *values = line.split(",")
+        assert int(action) == max(range(2), key=lambda i: float(values[i]))  # the greedy action
     pytest.importorskip("matplotlib")
     r = run_zoo("plot", str(run_dir), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
