@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import gan
 
         return gan.main(argv[1:])
+    if argv[:1] == ["tune-search"]:  # zoo tune against the recipes' defaults, with and without pruning
+        from . import search
+
+        return search.main(argv[1:])
     if argv[:1] == ["rl"]:  # the deep-Q recipes' table over seeds
         from . import rl
 

@@ -18,13 +18,16 @@ try:
     runpy.run_module("zoo", run_name="__main__")
 except SystemExit:
     pass
-print("HEAVY:" + ",".join(m for m in ("torch", "sklearn", "numpy", "gymnasium", "matplotlib") if m in sys.modules), file=sys.stderr)
+print("HEAVY:" + ",".join(m for m in ("torch", "sklearn", "numpy", "gymnasium", "matplotlib", "optuna",
+                                       "tensorboard", "mlflow") if m in sys.modules), file=sys.stderr)
 """
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "models", "--json"], ["info", "mlp"],
                                   ["info", "resnet"], ["info", "digits-resnet", "--json"],
-                                  ["info", "cartpole-dqn"], ["info", "dqn"], ["play", "--help"]])
+                                  ["info", "cartpole-dqn"], ["info", "dqn"], ["play", "--help"], ["tune", "--help"],
+                                  ["train", "--help"], ["list", "callbacks"], ["info", "mlflow"],
+                                  ["info", "tensorboard", "--json"]])
 def test_listing_and_help_do_not_import_torch_or_sklearn(args, tmp_path):
     out = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=tmp_path, capture_output=True, text=True,
                          timeout=60)

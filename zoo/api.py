@@ -28,6 +28,7 @@ def train(
     progress: str = "auto",
     registry: Registry | None = None,
     callbacks: Iterable[str | Callback] = (),
+    track: str | Iterable[str] | None = None,
     **settings: Any,
 ) -> Run:
     """Train a recipe, or a dataset + model (+ loss), and save a run directory.
@@ -41,6 +42,8 @@ def train(
     stderr) or ``"none"``; ``quiet=True`` is ``"none"`` and also drops the notes about
     choices made for you. ``callbacks``: names of installed callbacks (``zoo list callbacks``; their
     parameters go in ``params`` as ``{"callback.NAME.key": value}``) and :class:`zoo.Callback` objects.
+    ``track``: trackers to send the run to (``"tensorboard"``, ``["tensorboard", "mlflow"]``; callbacks
+    too, recorded as such), their parameters in ``params`` as ``{"track.uri": ...}``.
     Returns a :class:`zoo.engine.Run` whose ``history`` is a list of per-epoch rows that also
     answers columns (``run.history["val_loss"]``).
     """
@@ -51,8 +54,9 @@ def train(
     callbacks = list(callbacks)
     names = [c for c in callbacks if isinstance(c, str)]
     objects = [c for c in callbacks if not isinstance(c, str)]
+    trackers = [track] if isinstance(track, str) else list(track or [])
     cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=params, registry=registry, note=note,
-                  callbacks=names, **settings)
+                  callbacks=names, track=trackers, **settings)
     return engine.fit(cfg, registry=registry, out=out, reporter=api_reporter("none" if quiet else progress),
                       callbacks=objects)
 

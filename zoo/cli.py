@@ -290,7 +290,8 @@ def info_cmd(name: str, input_shape: str | None, outputs: int | None, sets: tupl
         if getattr(s, "fast", None):
             click.echo(f"  per epoch:      {s.fast} (torch; the history's figures)")
         if s.params:
-            click.echo(f"  hyperparameters (zoo train --set {s.kind}.KEY=VALUE):")
+            prefix = f"callback.{s.name}" if s.kind == "callback" else s.kind
+            click.echo(f"  hyperparameters (zoo train --set {prefix}.KEY=VALUE):")
             click.echo(_param_table(s.params, indent="    "))
         else:
             click.echo("  hyperparameters: none")
@@ -437,6 +438,7 @@ def _print_settings(as_json: bool) -> None:
             click.echo(f"  --{kind.name:<10} {kind.doc}; default {kind.default} (zoo list {kind.plural})")
     click.echo("  --callback   observers of the loop, repeatable (zoo list callbacks); --set metrics=NAME,... adds "
                "metrics (zoo list metrics)")
+    click.echo("  --track      trackers (callbacks): tensorboard, mlflow; --set track.KEY=VALUE (zoo info mlflow)")
 
 
 @main.command("plugins")
@@ -526,6 +528,9 @@ def _setting_flags(command):
 @click.option("--callback", "callbacks", multiple=True, metavar="NAME",
               help="Enable a callback ('zoo list callbacks'; repeatable; --set callback.NAME.KEY=VALUE sets its "
                    "parameters).")
+@click.option("--track", "track", multiple=True, metavar="NAME",
+              help="Send the run to a tracker: tensorboard, mlflow (a callback; repeatable; --set track.KEY=VALUE "
+                   "sets its parameters, e.g. track.uri=...; needs pip install 'zoo[track]').")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A hyperparameter or setting, e.g. model.hidden=64,64, dropout=0.1, clip_grad=1 (repeatable; "
                    "'zoo info train' lists every training setting).")
@@ -546,8 +551,8 @@ def _setting_flags(command):
               help="With --nproc: restart the processes up to N times after a failure; they continue from the last "
                    "checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_config, config_format, resume_dir,
-              out, plot, nproc, max_restarts, quiet, **flags):
+def train_cmd(recipe, dataset, model, loss, callbacks, track, sets, config_file, print_config, config_format,
+              resume_dir, out, plot, nproc, max_restarts, quiet, **flags):
     """Train RECIPE, or --dataset/--model/--loss, and save a run directory.
 
     \b
@@ -557,6 +562,7 @@ def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_
     zoo train moons-mlp --print-config > experiment.toml
     zoo train --config experiment.toml --epochs 50
     zoo train --resume runs/regression-mlp-20261126-151201 --epochs 120
+    zoo train moons-mlp --track tensorboard --track mlflow
     zoo train digits-resnet --nproc 2
     """
     from .config import parse_sets, resolve
@@ -579,8 +585,8 @@ def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_
     if resume_dir is not None:
         extra = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k not in ("epochs", "device")]
         extra += [f for f, v in (("RECIPE", recipe), ("--dataset", dataset), ("--model", model), ("--loss", loss),
-                                 ("--callback", callbacks), ("--set", sets), ("--config", config_file),
-                                 ("--out", out), ("--print-config", print_config)) if v]
+                                 ("--callback", callbacks), ("--track", track), ("--set", sets),
+                                 ("--config", config_file), ("--out", out), ("--print-config", print_config)) if v]
         if extra:
             raise UsageError(f"--resume continues a run with its own config; only --epochs (the total) and --device "
                              f"may be given, not {', '.join(extra)}")
@@ -601,7 +607,7 @@ def train_cmd(recipe, dataset, model, loss, callbacks, sets, config_file, print_
         base = load(config_file) if config_file else None
         cfg = resolve(recipe, dataset=dataset, model=model, loss=loss, sets=parse_sets(sets), base=base,
                       note=None if quiet or nproc else (lambda text: click.echo(f"note: {text}", err=True)),
-                      callbacks=list(callbacks), world_size=nproc, **flags)
+                      callbacks=list(callbacks), track=list(track), world_size=nproc, **flags)
         if print_config:
             click.echo(dump(to_document(cfg), config_format), nl=False)
             return
@@ -698,8 +704,9 @@ def new_plugin_cmd(name: str, parent_dir: str) -> None:
 
 def _register_run_commands() -> None:
     from .cli_runs import COMMANDS
+    from .cli_tune import COMMANDS as TUNE_COMMANDS
 
-    for command in COMMANDS:
+    for command in COMMANDS + TUNE_COMMANDS:
         main.add_command(command)
 
 

@@ -15,6 +15,7 @@ settings (:mod:`zoo.settings`), callbacks and metrics. A config has one spelling
     [optimizer] name = "sgd"    momentum = 0.9 # --optimizer sgd --set momentum=0.9
     [train]     epochs = 20     lr = 0.01      # --epochs 20, --set train.lr=0.01
     callbacks = [{name = "jsonl-log"}]         # --callback jsonl-log
+    track = ["tensorboard"]                    # --track tensorboard (a tracker is a callback)
 
 Internally (and in :func:`resolve`'s result) the config is flat: for each part ``PART``,
 ``PART_plugin`` and ``PART_params``; every training setting at the top level; ``callbacks``
@@ -180,6 +181,7 @@ def resolve(
     base: Mapping[str, Any] | None = None,
     note: Callable[[str], None] | None = None,
     callbacks: list[str] | None = None,
+    track: str | list[str] | None = None,
     world_size: int | None = None,
     **train: Any,
 ) -> dict[str, Any]:
@@ -188,7 +190,9 @@ def resolve(
     ``sets`` maps ``part.param`` (``model.hidden``, ``optimizer.momentum``), ``train.setting``,
     ``callback.NAME.param`` or a bare name (a setting, a part's name, or a parameter only one
     chosen part has) to a value; ``train`` holds the same as keyword arguments (``epochs``,
-    ``lr``, ``optimizer="sgd"``, ``momentum=0.9``). ``callbacks`` names registry callbacks.
+    ``lr``, ``optimizer="sgd"``, ``momentum=0.9``). ``callbacks`` names registry callbacks;
+    ``track`` too (trackers are callbacks: ``--track mlflow`` is ``--callback mlflow``), and
+    ``track.KEY`` in ``sets`` sets ``KEY`` of every tracker enabled this way that declares it.
     Precedence: recipe < ``base`` (a config document, see :func:`zoo.configfile.load`) <
     explicit arguments; the same key given twice among the explicit ones is an error. ``note``
     receives one-line notes about choices made for the user (a default loss, an inferred task).
@@ -284,7 +288,10 @@ def resolve(
             user_settings.add(key)
         elif key in MOVED_SETTINGS:  # a zoo 0.1 config file
             given[MOVED_SETTINGS[key]][key] = value
-    callback_list: list[dict[str, Any]] = [dict(c) for c in base.get("callbacks") or []]
+    callback_list: list[Any] = [_callback_item(c) for c in base.get("callbacks") or []]
+    track = [track] if isinstance(track, str) else list(track or [])
+    tracked = [_callback_item(c) for c in [*(base.get("track") or []), *track]]
+    callback_list += tracked
     for name in callbacks or []:
         callback_list.append({"name": name, "params": {}})
 
@@ -296,10 +303,13 @@ def resolve(
             if not dot2 or not cb_name:
                 raise UsageError(f"--set {key}: write callback.NAME.PARAM=VALUE")
             once(f"callback.{cb_name}", pname, spelled)
-            match = [c for c in callback_list if c["name"] == cb_name]
+            match = [c for c in callback_list if isinstance(c, dict) and c.get("name") == cb_name]
             if not match:
                 raise UsageError(f"{spelled}: callback '{cb_name}' is not enabled; add --callback {cb_name}")
             match[0].setdefault("params", {})[pname] = value
+            continue
+        if head == "track" and dot:
+            _set_tracker_param(tracked, tail, value, spelled, reg, once)
             continue
         if dot:
             if head == "train":
@@ -309,7 +319,7 @@ def resolve(
                 continue
             if head not in PARTS:
                 raise UsageError(f"unknown --set prefix '{head}' in '{key}'; use "
-                                 + ", ".join(f"{p}." for p in PARTS) + ", train. or callback.NAME.")
+                                 + ", ".join(f"{p}." for p in PARTS) + ", train., callback.NAME. or track.")
             once(head, tail, spelled)
             given[head][tail] = value
             continue
@@ -386,6 +396,47 @@ def resolve(
     return cfg
 
 
+def _callback_item(item: Any) -> Any:
+    """A callback as a config file or an argument names it (a name, or a table with its name and parameters)
+    -> ``{"name", "plugin", "params"}``, so that ``--set callback.NAME.KEY`` overrides the file's value.
+    Anything else is left as it is, for :func:`_resolve_callbacks` to refuse."""
+    if isinstance(item, str):
+        return {"name": item, "params": {}}
+    if (not isinstance(item, Mapping) or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("params") or {}, Mapping)):
+        return item
+    params = {**(item.get("params") or {}), **{k: v for k, v in item.items() if k not in ("name", "plugin", "params")}}
+    return {"name": item["name"], **({"plugin": item["plugin"]} if item.get("plugin") else {}), "params": params}
+
+
+def _set_tracker_param(tracked: list[Any], key: str, value: Any, spelled: str, reg: Registry,
+                       once: Callable[[str, str, str], None]) -> None:
+    """``--set track.KEY=VALUE``: ``KEY`` of every tracker enabled with ``--track`` (or a config file's ``track``
+    list) that declares it; an error when none is enabled or none has it."""
+    if not key or "." in key:
+        raise UsageError(f"{spelled}: write track.KEY=VALUE (or callback.NAME.KEY=VALUE)")
+    items = [c for c in tracked if isinstance(c, dict)]
+    if not items:
+        raise UsageError(f"{spelled}: no tracker is enabled with --track; add --track NAME ('zoo list callbacks'), or "
+                         f"write callback.NAME.{key} for one enabled with --callback")
+    declared: dict[str, list[str]] = {}
+    users = []
+    for item in items:
+        name = item["name"] if not item.get("plugin") else f"{item['plugin']}:{item['name']}"
+        params = reg.get("callback", name).spec.params
+        declared[item["name"]] = list(params)
+        if key in params:
+            users.append(item)
+    if not users:
+        known = {p for ps in declared.values() for p in ps}
+        listed = "; ".join(f"{n}: {', '.join(ps) or 'none'}" for n, ps in declared.items())
+        raise UsageError(f"{spelled}: no enabled tracker has a parameter '{key}'{did_you_mean(key, known)} "
+                         f"(their parameters: {listed})")
+    for item in users:
+        once(f"callback.{item['name']}", key, spelled)
+        item.setdefault("params", {})[key] = value
+
+
 def _resolve_callbacks(items: list[Any], reg: Registry) -> list[dict[str, Any]]:
     out, names = [], set()
     for item in items:
@@ -400,8 +451,12 @@ def _resolve_callbacks(items: list[Any], reg: Registry) -> list[dict[str, Any]]:
         if entry.name in names:
             raise UsageError(f"callback '{entry.name}' is enabled twice; give it once")
         names.add(entry.name)
-        out.append({"name": entry.name, "plugin": entry.plugin.name,
-                    "params": _jsonable(entry.spec.resolve_params(params))})
+        try:
+            resolved = entry.spec.resolve_params(params)
+        except UsageError as exc:  # name the callback whose value it is
+            text = str(exc)
+            raise UsageError(text if text.startswith("callback '") else f"callback '{entry.name}': {text}") from None
+        out.append({"name": entry.name, "plugin": entry.plugin.name, "params": _jsonable(resolved)})
     return out
 
 
@@ -591,6 +646,8 @@ def check_run_config(cfg: dict[str, Any], where: str, registry: Registry | None 
     callbacks = cfg.get("callbacks") or []
     if not isinstance(callbacks, list):
         fail(f"'callbacks' must be a list, not {shown(callbacks)}")
+    tracked = cfg.pop("track", None) or []  # a hand-written file's trackers: callbacks, as a run records them
+    callbacks = [*callbacks, *([tracked] if isinstance(tracked, str) else tracked)]
     cfg["callbacks"] = checked(lambda: _resolve_callbacks(callbacks, reg))
 
     meta = _check_meta(cfg.get("meta"), fail)

@@ -19,6 +19,10 @@ One structure everywhere, the same keys ``--set`` takes::
     epochs = 20
     lr = 0.01
 
+``callbacks = [{name = "jsonl-log", file = "log.jsonl"}]`` enables callbacks (``--callback``);
+``track = ["tensorboard", {name = "mlflow", uri = "http://host:5000"}]`` enables trackers
+(``--track``), which are callbacks: a run records both as its ``callbacks``.
+
 A section may also name the component's ``plugin`` (``--print-config`` and
 ``config.json`` do, so a run repeats with the same components even if another plugin
 adds a clashing name). Files may use the flat spelling too: ``dataset = "moons"``,
@@ -65,7 +69,7 @@ def _derived() -> tuple[str, ...]:
 def top_level_keys() -> tuple[str, ...]:
     """Every key a config document may hold at its top level."""
     flat = ("recipe", *COMPONENTS, *(f"{c}_params" for c in COMPONENTS), *(f"{c}_plugin" for c in COMPONENTS))
-    return (*flat, "train", "callbacks", *_train_keys(), *_derived())
+    return (*flat, "train", "callbacks", "track", *_train_keys(), *_derived())
 
 
 def _key(key: Any) -> str:
@@ -140,6 +144,13 @@ def flatten(doc: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         elif key == "callbacks":
             if not isinstance(value, list):
                 raise UsageError(f"{where}: 'callbacks' must be a list of names or tables, not {shown(value)}")
+            put(key, value, key)
+        elif key == "track":  # trackers are callbacks; one may be named alone: track = "mlflow"
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list):
+                raise UsageError(f"{where}: 'track' must be a tracker's name or a list of names or tables, not "
+                                 f"{shown(value)}")
             put(key, value, key)
         elif key == "recipe" or key in derived or (key.endswith("_plugin") and key[:-7] in COMPONENTS):
             if key == "recipe" and value is not None and not isinstance(value, str):

@@ -230,6 +230,9 @@ class Trainer:
         self.flag = flag or _StopFlag()
         self.lock = lock
         self.registry = registry or get_registry()
+        # the config's callbacks are built first: one that cannot be (a tracker whose library is not installed) is
+        # one error before any data is loaded or any file is made
+        self._config_callbacks = [build_callback(item, self.registry) for item in cfg.get("callbacks") or []]
         self.combo = combo = entries_for(cfg, self.registry)
         self.strategy = self._build_strategy(cfg)
         #: Whether this process writes the run's files and reports (with several processes, the first alone).
@@ -358,7 +361,7 @@ class Trainer:
     def _callbacks(self, extra: list[Callback]) -> list[Callback]:
         """The built-ins (best weights, early stopping, plateau, progress), the run's own (its config's, then
         objects given), then the timed checkpoints and the status file."""
-        s, cfg = self.settings, self.cfg
+        s = self.settings
         lower = self.lower_is_better
         self.best = BestWeights(s.monitor, lower, s.min_delta)
         out: list[Callback] = [self.best]
@@ -370,7 +373,7 @@ class Trainer:
         shown = progress(self.reporter)
         if shown is not None:
             out.append(shown)
-        out += [build_callback(item, self.registry) for item in cfg.get("callbacks") or []]
+        out += self._config_callbacks
         keys = {cb.state_key for cb in out if cb.state_key}
         for cb in extra:
             if not isinstance(cb, Callback):
