@@ -621,6 +621,7 @@ def train_cmd(recipe, dataset, model, loss, callbacks, track, sets, config_file,
         else:
             run = engine.fit(cfg, out=out, reporter=reporter_for(quiet))
     if not writer:
+        _leave_worker()
         return
     for split in ("val", "test"):
         click.echo(f"{split:<5} " + "  ".join(f"{k} {v:.4f}" for k, v in run.metrics[split].items()))
@@ -634,6 +635,23 @@ def train_cmd(recipe, dataset, model, loss, callbacks, track, sets, config_file,
                 click.echo(f"wrote {path}")
         except ZooError as exc:
             click.secho(f"warning: no pictures: {exc}", err=True, fg="yellow")
+    _leave_worker()
+
+
+def _leave_worker() -> None:
+    """A process a launcher started, its run finished and saved (the process group already destroyed): exit now,
+    without the interpreter's finalisation. There, collective-library objects the run still references (the DDP
+    reducer's buffers, gloo's worker threads) were torn down in an arbitrary order and, on a loaded machine, one
+    process in a few aborted ("terminate called without an active exception"), so the launcher reported a
+    finished run as failed. Nothing is left to write: every file of the run is complete and closed."""
+    from .launch import launch_env
+
+    env = launch_env()
+    if env is None or env.world_size < 2:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _launch(nproc: int, max_restarts: int) -> None:
