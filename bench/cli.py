@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--repeats N] [--epochs N] [--only NAME] [--out DIR] [--strict]``;
-``python -m bench quality ...``, ``python -m bench tune ...``, ``python -m bench gan ...`` and
-``python -m bench rl ...`` are their own commands."""
+``python -m bench quality ...``, ``python -m bench tune ...``, ``python -m bench gan ...``,
+``python -m bench finetune ...`` and ``python -m bench rl ...`` are their own commands."""
 
 from __future__ import annotations
 
@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import search
 
         return search.main(argv[1:])
+    if argv[:1] == ["finetune"]:  # zoo train --init: pretrained on digits 0-4, fine-tuned on 5-9, vs scratch
+        from . import finetune
+
+        return finetune.main(argv[1:])
     if argv[:1] == ["rl"]:  # the deep-Q recipes' table over seeds
         from . import rl
 

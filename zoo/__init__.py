@@ -16,7 +16,7 @@ from .spec import (CallbackSpec, DatasetSpec, LossSpec, MetricSpec, ModelSpec, O
                    Param, ProcedureSpec, RecipeSpec, ScheduleSpec, StrategySpec)
 
 _LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "resume": "api", "play": "api",
-         "sample": "sampling", "tune": "tuning",
+         "sample": "sampling", "tune": "tuning", "export": "exporting",
          "Run": "engine",
          "RunModel": "parts", "Callback": "callbacks"}
 
@@ -32,5 +32,6 @@ def __getattr__(name: str):
 __all__ = [
     "__version__", "ZooError", "hookimpl", "DatasetSpec", "ModelSpec", "LossSpec", "RecipeSpec", "Param",
     "OptimizerSpec", "ScheduleSpec", "MetricSpec", "CallbackSpec", "ProcedureSpec", "StrategySpec",
-    "train", "evaluate", "predict", "load", "resume", "sample", "play", "tune", "Run", "RunModel", "Callback",
+    "train", "evaluate", "predict", "load", "resume", "sample", "play", "tune", "export", "Run", "RunModel",
+    "Callback",
 ]

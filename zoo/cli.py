@@ -721,10 +721,11 @@ def new_plugin_cmd(name: str, parent_dir: str) -> None:
 
 
 def _register_run_commands() -> None:
+    from .cli_export import COMMANDS as EXPORT_COMMANDS
     from .cli_runs import COMMANDS
     from .cli_tune import COMMANDS as TUNE_COMMANDS
 
-    for command in COMMANDS + TUNE_COMMANDS:
+    for command in COMMANDS + TUNE_COMMANDS + EXPORT_COMMANDS:
         main.add_command(command)
 
 

@@ -476,6 +476,9 @@ def _finish(cfg: dict[str, Any], reg: Registry, user: set[str], note: Callable[[
         cfg[key] = TRAIN_PARAMS[key].default
         if note is not None:
             note(f"{key} does not apply with {shown_on} ({why}); not used")
+    if cfg.get("init_head", "strict") != "strict" and not cfg.get("init"):
+        raise UsageError(f"init_head={cfg['init_head']} has no effect without init: it says how the weights of "
+                         "the run given as init are loaded; add --init RUN or remove it")
     if cfg["warmup_epochs"] and not reg.get("schedule", f"{cfg['schedule_plugin']}:{cfg['schedule']}").spec.warmup:
         raise UsageError(f"warmup_epochs={cfg['warmup_epochs']} has no effect with schedule={cfg['schedule']}: it "
                          "does not apply a warm-up; remove it or choose another schedule")

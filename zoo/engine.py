@@ -257,6 +257,7 @@ class Trainer:
         note = fit_scales(model, self.splits, cfg, combo)
         if note:
             self.reporter.message(note)
+        self._fine_tune(model, cfg, meta, fresh=run_dir is None)
         self.model: RunModel = model.to(self.strategy.device)
         if not cfg.get("threads"):
             cfg["threads"] = choose_threads(0, model.net, meta.input_shape, cfg["batch_size"], self.strategy.device)
@@ -314,6 +315,22 @@ class Trainer:
         self.callbacks = self._callbacks(list(callbacks))
 
     # -- building ------------------------------------------------------------------------
+
+    def _fine_tune(self, model: RunModel, cfg: dict[str, Any], meta: Any, fresh: bool) -> None:
+        """``init``: a fresh run starts from another run's network weights (see :mod:`zoo.finetune`; a resumed
+        one continues from its checkpoint instead, its ``init_source`` kept); ``freeze``: the matching
+        parameters are not trained (before the procedure builds its optimizers, which leave them out)."""
+        from .finetune import freeze, start_from
+
+        if fresh:
+            cfg.pop("init_source", None)
+            if cfg.get("init"):
+                cfg["init_source"], text = start_from(model, cfg, self.combo, meta, self.registry)
+                self.reporter.message(text)
+        if cfg.get("freeze"):
+            text = freeze(model, tuple(cfg["freeze"]), cfg["model"])
+            if fresh:
+                self.reporter.message(text)
 
     def _claim_run_dir(self, out: str | Path | None) -> Path:
         """A new run directory: made by the writer; with several processes, its path (or the one-line reason

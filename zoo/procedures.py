@@ -73,6 +73,27 @@ class RunContext:
     registry: Any = None
 
 
+def _trainable(params) -> list:
+    """``params`` (tensors, or param-group dicts) without the frozen ones (``requires_grad=False``, see
+    ``--freeze``): an optimizer never holds them, so no update, momentum or decoupled weight decay moves them."""
+    out = []
+    for item in params:
+        if isinstance(item, dict):
+            group = dict(item)
+            group["params"] = [p for p in (list(item["params"]) if not isinstance(item["params"], torch.Tensor)
+                                           else [item["params"]]) if p.requires_grad]
+            if group["params"]:
+                out.append(group)
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], torch.Tensor):  # (name, param)
+            if item[1].requires_grad:
+                out.append(item)
+        elif not isinstance(item, torch.Tensor) or item.requires_grad:
+            out.append(item)
+    if not out:
+        raise ZooError("every parameter given to the optimizer is frozen (--freeze): nothing would train")
+    return out
+
+
 class Procedure:
     """Base of training procedures (see the module's description). Subclasses implement
     :meth:`train_epoch` and :meth:`evaluate`, and extend :meth:`state_dict` / :meth:`load_state_dict`
@@ -94,6 +115,7 @@ class Procedure:
         ``name`` (its state is checkpointed)."""
         entry = self.ctx.combo.optimizer
         hyper = self.ctx.cfg.get("optimizer_params") or {}
+        params = _trainable(params)
         try:
             opt = entry.load()(params, lr=self.settings.lr if lr is None else lr, **hyper)
         except ZooError:

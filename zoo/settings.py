@@ -53,11 +53,19 @@ TRAIN_PARAMS: dict[str, Param] = {
                      min=-1, max=MAX_THREADS),
     "seed": Param("int", 0, "seed for data splits, initialisation and shuffling", min=0, max=2**32 - 1),
     "device": Param("str", "auto", "auto, cpu, cuda or cuda:N"),
+    "init": Param("str", "", "fine-tuning: start from the weights of this run directory (strict: every key and "
+                  "shape must match; the preprocessing is fitted on this run's data; '': a fresh start)"),
+    "init_head": Param("str", "strict", "with init: strict, or reset (the output layer, whose shape follows the "
+                       "number of classes or targets, keeps its fresh initialisation)",
+                       choices=("strict", "reset")),
+    "freeze": Param("str-list", (), "parameters whose names match these glob patterns (comma-separated, e.g. "
+                    "net.0.*,net.1.*) are not trained: left out of the optimizer, kept bit-identical (batch-norm "
+                    "running statistics still follow the data)"),
 }
 
 #: Keys a run's config holds beyond what a user sets; accepted (and recomputed) when a
 #: run's config.json is given back with --config.
-DERIVED_KEYS = ("task", "meta", "target", "out_features", "zoo_version", "distributed")
+DERIVED_KEYS = ("task", "meta", "target", "out_features", "zoo_version", "distributed", "init_source")
 #: Old spellings: training settings of zoo 0.1 that are now hyperparameters of a part.
 MOVED_SETTINGS = {"momentum": "optimizer", "nesterov": "optimizer", "weight_decay": "optimizer",
                   "step_size": "schedule", "gamma": "schedule", "plateau_patience": "schedule"}
@@ -65,7 +73,7 @@ MOVED_SETTINGS = {"momentum": "optimizer", "nesterov": "optimizer", "weight_deca
 MOVED_DEFAULTS = {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "step_size": 10, "gamma": 0.1,
                   "plateau_patience": 5}
 #: Settings offered as ``zoo train`` flags (``--batch-size``); every setting also takes ``--set``.
-FLAGS = ("epochs", "batch_size", "lr", "patience", "monitor", "seed", "device")
+FLAGS = ("epochs", "batch_size", "lr", "patience", "monitor", "seed", "device", "init", "init_head", "freeze")
 
 #: Settings used only with a choice of another: (the setting, the values that use it, why).
 USED_ONLY_WITH: dict[str, tuple[str, tuple, str]] = {

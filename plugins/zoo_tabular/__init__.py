@@ -1,8 +1,8 @@
 """zoo plugin: tabular datasets (the guides' toys, scikit-learn's bundled real data sets, a
-local CSV file), linear, MLP and residual-MLP models, and their recipes.
+local CSV file, arrays in an .npz file), linear, MLP and residual-MLP models, and their recipes.
 
 This module is what the ``tabular`` entry point names. It only declares; the
-implementations in ``zoo_tabular.datasets``, ``zoo_tabular.csvdata`` and
+implementations in ``zoo_tabular.datasets``, ``zoo_tabular.csvdata``, ``zoo_tabular.arrays`` and
 ``zoo_tabular.models`` are imported when a component is used.
 """
 
@@ -131,6 +131,27 @@ def zoo_datasets():
                               "regression), or regression, binary, multiclass (checked against the target)",
                               choices=("auto", "regression", "binary", "multiclass")),
                 **{k: v for k, v in _CSV.items() if k not in ("path", "target")},
+            },
+        ),
+        DatasetSpec(
+            name="arrays",
+            summary="Arrays X and y from an .npz file (what the zoo.sklearn estimators train on); features "
+                    "standardised with training-split statistics.",
+            tasks=("regression", "binary", "multiclass"),
+            impl="zoo_tabular.arrays:load",
+            infer_task="zoo_tabular.arrays:infer",
+            example="zoo_tabular.arrays:example",
+            params={
+                "path": Param("str", None, "the .npz file: arrays X, y and optionally classes (the class names)",
+                              required=True),
+                "task": Param("str", "auto", "auto (text, boolean or integer labels, or a classes array, are "
+                              "classes: two binary, more multiclass; other numbers regression), regression, binary "
+                              "or multiclass", choices=("auto", "regression", "binary", "multiclass")),
+                "val_size": Param("float", 0.1, "share of samples for validation (0: validate on the training "
+                                  "samples)", min=0.0, max=0.9),
+                "test_size": Param("float", 0.0, "share of samples for testing (0: none; the test figures are the "
+                                   "validation split's)", min=0.0, max=0.9),
+                "standardize": _SPLIT["standardize"],
             },
         ),
         *(

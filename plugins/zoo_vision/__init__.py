@@ -17,6 +17,8 @@ def zoo_datasets():
             params={
                 "val_size": Param("float", 0.15, "share of images for validation", min=0.01, max=0.9),
                 "test_size": Param("float", 0.2, "share of images for testing", min=0.01, max=0.9),
+                "classes": Param("int-list", (), "keep only these digits (e.g. 0,1,2,3,4): they become classes "
+                                 "0..k-1 in increasing order, named by their digit (empty: all ten)", min=0, max=9),
             },
         ),
         DatasetSpec(

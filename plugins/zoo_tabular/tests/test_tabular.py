@@ -29,7 +29,7 @@ PLUGIN = "tabular"
 DATASETS = ("sine", "moons", "blobs")
 REAL_DATASETS = ("iris", "wine", "breast-cancer", "diabetes")
 CSV_DATASETS = ("csv", "csv-binary", "csv-regression")
-ALL_DATASETS = DATASETS + REAL_DATASETS + CSV_DATASETS
+ALL_DATASETS = DATASETS + REAL_DATASETS + CSV_DATASETS + ("arrays",)
 MODELS = ("linear", "mlp")
 ALL_MODELS = MODELS + ("resmlp",)
 #: The guides' recipes (trained for one epoch below); the real-data recipes are in test_real_data.py.
