@@ -6,7 +6,6 @@ Start-up matters: nothing here imports torch or scikit-learn at module level;
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import sys
@@ -18,7 +17,7 @@ import click
 from . import __version__
 from .errors import UsageError, ZooError, did_you_mean
 from .launch import RECORD_ENV
-from .kinds import KIND_ARGS, KIND_TABLE, KINDS, PLURAL
+from .kinds import KIND_TABLE, KINDS, PLURAL
 from .registry import get_registry
 from .settings import FLAGS, TRAIN_PARAMS
 
@@ -97,23 +96,6 @@ def main() -> None:
     """
 
 
-def _matches(reg, entry, task: str | None, input_kind: str | None) -> bool:
-    """Whether a listed component supports ``task`` and ``input_kind`` (None: any)."""
-    spec = entry.spec
-    if spec.kind == "recipe":
-        try:
-            spec = reg.get("dataset", spec.dataset).spec
-        except ZooError:
-            return task is None and input_kind is None
-    if task is not None and task not in spec.tasks:
-        return False
-    if input_kind is not None:
-        kinds = spec.inputs if spec.kind == "model" else (spec.input,) if spec.kind == "dataset" else None
-        if kinds is not None and input_kind not in kinds:
-            return False
-    return True
-
-
 def _tasks(spec) -> str:
     if spec.kind == "recipe":
         return ""
@@ -133,40 +115,17 @@ def list_cmd(kind: str | None, pattern: str | None, task: str | None, input_kind
     KIND is one of: datasets, models, losses, optimizers, schedules, procedures, strategies,
     metrics, callbacks, recipes. 'zoo list settings' lists the training settings (as 'zoo info train').
     """
-    from .spec import INPUT_KINDS, TASKS
+    from .api import _component_rows, components
 
     if kind == "settings":
         _print_settings(as_json)
         return
-
-    if task is not None and task not in TASKS:
-        raise UsageError(f"unknown task '{task}'{did_you_mean(task, TASKS)} (tasks: {', '.join(TASKS)})")
-    if input_kind is not None and input_kind not in INPUT_KINDS:
-        raise UsageError(f"unknown input kind '{input_kind}'{did_you_mean(input_kind, INPUT_KINDS)} "
-                         f"(kinds: {', '.join(INPUT_KINDS)})")
-    reg = get_registry()
-    if kind is not None and kind not in KIND_ARGS:
-        hint = did_you_mean(kind, list(PLURAL.values()))
-        if pattern is None and not (hint and not any(kind in n for n in reg.all_names())):
-            kind, pattern = None, kind  # `zoo list mlp` filters everything by a pattern
-        else:
-            raise UsageError(f"unknown kind '{kind}'{hint} (kinds: {', '.join(PLURAL.values())})")
-    kinds = [KIND_ARGS[kind]] if kind else list(PLURAL)
-    rows = []
-    for k in kinds:
-        for e in reg.entries(k):
-            if pattern and not (fnmatch.fnmatch(e.name, pattern) or pattern in e.name):
-                continue
-            if not _matches(reg, e, task, input_kind):
-                continue
-            rows.append((k, e))
     if as_json:
-        out = {
-            "items": [{**e.spec.describe(), "plugin": e.plugin.name, "distribution": e.plugin.dist} for _, e in rows],
-            "problems": reg.problems(),
-        }
-        click.echo(json.dumps(out, indent=2))
+        items = components(kind, pattern, task=task, input=input_kind)
+        click.echo(json.dumps({"items": items, "problems": get_registry().problems()}, indent=2))
         return
+    reg = get_registry()
+    kinds, rows = _component_rows(kind, pattern, task=task, input=input_kind, registry=reg)
     from .tables import format_table, output_width
 
     width = output_width()
@@ -208,39 +167,21 @@ def info_cmd(name: str, input_shape: str | None, outputs: int | None, sets: tupl
     'zoo info resnet --input-shape 1,8,8' also builds a model (or a recipe's model) for that input
     and gives its size: parameters and multiply-accumulates of one sample's forward pass.
     """
+    from .api import _check_info_args, _info_entries, info
     from .config import parse_sets
 
-    reg = get_registry()
-    found = reg.find(name)
-    if input_shape is None and (outputs is not None or sets):
-        raise UsageError(f"--{'outputs' if outputs is not None else 'set'} only applies with --input-shape "
-                         f"(zoo info {name} --input-shape SHAPE ...)")
-    if name == "train" and not found:
+    _check_info_args(name, input_shape, outputs, sets)
+    overrides = parse_sets(sets)
+    if name == "train" and not get_registry().find(name):
         if input_shape is not None:
             raise UsageError("--input-shape applies to models and recipes, not to 'zoo info train'")
         _print_settings(as_json)
         return
-    if not found:
-        msg = f"nothing is called '{name}'{did_you_mean(name.rpartition(':')[2], [*reg.all_names(), 'train'])}"
-        broken = reg.broken()
-        if broken:
-            msg += "; it may come from a plugin that failed to load: " + "; ".join(
-                f"'{p.name}' ({p.dist} {p.version}): {p.error}" for p in broken)
-        raise UsageError(msg)
-    sized = [e for e in found if e.spec.kind in ("model", "recipe")]
-    sizes: dict[int, dict | None] = {id(e): None for e in sized}
-    if input_shape is not None:
-        if not sized:
-            kinds = " and ".join(sorted({("an " if e.spec.kind[0] in "aeiou" else "a ") + e.spec.kind for e in found}))
-            raise UsageError(f"--input-shape applies to models and recipes; '{name}' is {kinds}")
-        shape, overrides = _parse_input_shape(input_shape), parse_sets(sets)
-        for e in sized:
-            sizes[id(e)] = _model_size(reg, e, shape, outputs, overrides)
     if as_json:
-        click.echo(json.dumps([{**e.spec.describe(), "plugin": e.plugin.describe(),
-                                **({"size": sizes[id(e)]} if id(e) in sizes else {})} for e in found],
-                              indent=2, default=str))
+        click.echo(json.dumps(info(name, input_shape=input_shape, outputs=outputs, params=overrides), indent=2,
+                              default=str))
         return
+    reg, found, sizes = _info_entries(name, input_shape, outputs, overrides)
     for i, e in enumerate(found):
         if i:
             click.echo()
@@ -419,13 +360,10 @@ def _param_table(params, indent: str = "  ") -> str:
 
 
 def _print_settings(as_json: bool) -> None:
-    from .settings import USED_ONLY_WITH
-
     if as_json:
-        click.echo(json.dumps({k: {**p.describe(), **({"used_only_with": {USED_ONLY_WITH[k][0]:
-                                                                           list(USED_ONLY_WITH[k][1])}}
-                                                       if k in USED_ONLY_WITH else {})}
-                               for k, p in TRAIN_PARAMS.items()}, indent=2))
+        from .api import training_settings
+
+        click.echo(json.dumps(training_settings(), indent=2))
         return
     click.secho("training settings", bold=True)
     click.echo("  zoo train --set KEY=VALUE (or train.KEY), a [train] table in a config file, or zoo.train(KEY=...);")

@@ -22,17 +22,15 @@ def runs_cmd(root: str | None, as_json: bool) -> None:
     """List saved runs, newest first: status, epochs, best value and test figure."""
     from pathlib import Path
 
-    from .runlist import format_table, list_runs
+    from .api import runs
+    from .runlist import format_table
     from .runs import default_root
     from .tables import output_width
 
     explicit = root is not None
     root_path = Path(root) if explicit else default_root()
     hint = "" if explicit else ": 'zoo train' saves runs there; use --root DIR to look elsewhere"
-    if not explicit and not root_path.exists():
-        rows = []  # nothing trained here yet: not an error
-    else:
-        rows = list_runs(root_path)  # a missing or non-directory --root is a UsageError
+    rows = runs(root)  # nothing trained under the default root yet: no rows; a bad --root is a UsageError
     if as_json:
         click.echo(json.dumps(rows, indent=2, allow_nan=False))
         return

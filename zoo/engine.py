@@ -74,7 +74,8 @@ class History(list):
 
 @dataclass
 class Run:
-    """A training run: where it is, what it was, how it went.
+    """A training run: where it is (``dir``), what it was (``config``), how it went (``history``: the
+    per-epoch rows, ``metrics``: per split, ``status``, ``best_epoch``); :meth:`predict` and :meth:`plot`.
 
     ``model`` is the trained :class:`~zoo.parts.RunModel` (best epoch's weights): it takes raw inputs and
     returns the data's units (logits for classification).
@@ -93,6 +94,25 @@ class Run:
         from .inference import predict as predict_run
 
         return predict_run(self.dir, X, device=device)
+
+    def plot(self, warn: Callable[[str], None] | None = None) -> list:
+        """Draw the run's pictures as ``zoo plot`` does (``curves.png``, and ``fit.png``, ``decision.png``,
+        ``confusion.png``... where they fit; written into :attr:`dir`) and return them as matplotlib
+        Figures, in that order: a :class:`zoo.plots.Figures` list that a notebook shows as the pictures.
+
+        A picture that cannot be drawn is passed to ``warn`` (one line; by default a ``UserWarning``)
+        and the others are still returned; nothing to draw at all, or no matplotlib, is a ZooError."""
+        from .plots import Figures, plot_run
+
+        if warn is None:
+            import warnings
+
+            def warn(text: str) -> None:
+                warnings.warn(text, stacklevel=3)
+
+        figures = Figures()
+        plot_run(self.dir, warn=warn, figures=figures)
+        return figures
 
     def __repr__(self) -> str:
         names = [k for k in self.metrics.get("test", {}) if k != "loss"] or ["loss"]

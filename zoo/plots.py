@@ -19,6 +19,7 @@ each PNG is written atomically.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 from pathlib import Path
@@ -59,10 +60,35 @@ def _figure(width: float, height: float):
     return fig
 
 
+#: While :func:`plot_run` is given ``figures``: the list each saved picture's Figure is added to.
+_COLLECT: contextvars.ContextVar[list | None] = contextvars.ContextVar("zoo_plot_figures", default=None)
+
+
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, facecolor="white")
+    collect = _COLLECT.get()
+    if collect is not None:
+        collect.append(fig)
     return path
+
+
+class Figures(list):
+    """The matplotlib Figures of a run's pictures (:meth:`zoo.engine.Run.plot`), in the order drawn.
+
+    A plain list of :class:`matplotlib.figure.Figure` (``fig.savefig(...)``, ``fig.axes``...) that a notebook
+    shows as the pictures themselves when it is a cell's value (``display(fig)`` shows one)."""
+
+    def _repr_html_(self) -> str:
+        import base64
+        import io
+
+        parts = []
+        for fig in self:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+            parts.append(f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
+        return "<div>" + "".join(parts) + "</div>"
 
 
 def _run_title(cfg: dict[str, Any], run_dir: Path) -> str:
@@ -475,8 +501,12 @@ def _metric_text(test: dict[str, float], *names: str) -> str:
 # -- all of it ---------------------------------------------------------------------------
 
 
-def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = None) -> list[Path]:
+def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = None,
+             figures: list | None = None) -> list[Path]:
     """Draw every picture that fits the run into ``run_dir``; return the paths written.
+
+    ``figures``: a list that each picture's matplotlib Figure is also appended to (the same order
+    as the paths), for :meth:`zoo.engine.Run.plot`.
 
     ``curves.png`` needs ``history.csv``; the others need the saved model
     (``model.safetensors``) and rebuild the data from the run's config and seed:
@@ -488,7 +518,14 @@ def plot_run(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = No
     one-line ZooError when matplotlib is missing or nothing can be drawn.
     """
     require_matplotlib()
-    run_dir = Path(run_dir)
+    token = _COLLECT.set(figures)
+    try:
+        return _plot_run(Path(run_dir), warn)
+    finally:
+        _COLLECT.reset(token)
+
+
+def _plot_run(run_dir: Path, warn: Callable[[str], None] | None) -> list[Path]:
     files = runs.RunDir(run_dir)
     cfg = files.read_config()
     written: list[Path] = []
