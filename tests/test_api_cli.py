@@ -1,5 +1,6 @@
 """The CLI is a shell over the Python API: ``zoo runs/list/info --json`` (a real subprocess) print exactly
-what ``zoo.runs()``, ``zoo.list()`` and ``zoo.info()`` return; and ``Run.plot()`` returns Figures."""
+what ``zoo.runs()``, ``zoo.list()`` and ``zoo.info()`` return; ``zoo train`` and ``zoo.train`` make the same
+run; and ``Run.plot()`` returns Figures."""
 
 from __future__ import annotations
 
@@ -135,3 +136,25 @@ def test_run_plot_returns_the_figures_it_writes(trained):
     html = figures._repr_html_()  # a notebook shows the list as the pictures
     assert html.count("data:image/png;base64,") == 2
     assert run.model is not None  # still the trained module, an attribute
+
+
+def test_zoo_train_and_the_train_function_make_the_same_run(tmp_path):
+    """The command and the function resolve and train the same way: bit-identical weights, history and metrics."""
+    import csv
+
+    from safetensors.torch import load_file
+
+    r = run_zoo("train", "moons-mlp", "--epochs", "2", "--set", "n_samples=400", "--out", str(tmp_path / "cli"),
+                "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run = zoo.train("moons-mlp", epochs=2, params={"n_samples": 400}, out=tmp_path / "api", quiet=True)
+    a, b = load_file(str(tmp_path / "cli" / "model.safetensors")), load_file(str(run.dir / "model.safetensors"))
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+    def rows(d):
+        with open(d / "history.csv") as fh:
+            return [{k: v for k, v in row.items() if k != "time"} for row in csv.DictReader(fh)]
+
+    assert rows(tmp_path / "cli") == rows(run.dir)
+    assert json.loads((tmp_path / "cli" / "metrics.json").read_text()) == json.loads(
+        (run.dir / "metrics.json").read_text())
