@@ -13,7 +13,7 @@ import torch
 
 import zoo
 from helpers import run_zoo
-from zoo import runs
+from zoo import rundir as runs
 from zoo.config import entries_for
 from zoo.data import split_arrays
 from zoo.parts import load_data

@@ -13,10 +13,10 @@ import pytest
 
 import zoo
 from helpers import run_zoo
-from zoo import runs
+from zoo import rundir as runs
 from zoo.errors import UsageError
 from zoo.runlist import _fmt, list_runs
-from zoo.runs import RunDir
+from zoo.rundir import RunDir
 
 PROBE = """
 import runpy, sys

@@ -488,7 +488,7 @@ def test_eval_scores_a_labelled_regression_file_in_the_datas_units(tmp_path):
     from zoo.config import entries_for
     from zoo.parts import load_data
 
-    cfg = zoo.runs.read_config(run.dir)
+    cfg = zoo.rundir.read_config(run.dir)
     raw = load_data(entries_for(cfg), {**cfg, "dataset_params": {**cfg["dataset_params"], "standardize": False}})
     X, y = raw.test
     np.savez(tmp_path / "t.npz", X=X.numpy(), y=y.numpy())

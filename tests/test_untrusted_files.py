@@ -150,7 +150,7 @@ def test_a_config_json_that_is_not_utf8_or_not_json_is_one_line(blobs, tmp_path)
 
 
 def test_an_intact_config_reads_back_unchanged(blobs):
-    cfg = zoo.runs.read_config(blobs.dir)
+    cfg = zoo.rundir.read_config(blobs.dir)
     for key in ("lr", "epochs", "batch_size", "seed", "model_params", "meta", "target", "out_features"):
         assert cfg[key] == blobs.config[key], key
 

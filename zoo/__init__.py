@@ -40,20 +40,15 @@ from .spec import (CallbackSpec, DatasetSpec, LossSpec, MetricSpec, ModelSpec, O
                    Param, ProcedureSpec, RecipeSpec, ScheduleSpec, StrategySpec)
 
 #: name -> "module" (the attribute of that name) or "module:attribute". ``zoo.list`` is ``api.components``:
-#: no module of zoo's defines a ``list`` that would shadow the builtin. ``zoo.runs`` is the submodule
-#: :mod:`zoo.runs` (zoo's own code imports it), which, called, is :func:`zoo.api.runs`.
+#: no module of zoo's defines a ``list`` that would shadow the builtin.
 _LAZY = {"train": "api", "evaluate": "api", "predict": "api", "load": "api", "resume": "api", "play": "api",
-         "list": "api:components", "info": "api",
+         "list": "api:components", "info": "api", "runs": "api",
          "sample": "sampling", "tune": "tuning", "export": "exporting",
          "Run": "engine",
          "RunModel": "parts", "Callback": "callbacks"}
 
 
 def __getattr__(name: str):
-    if name == "runs":
-        import importlib
-
-        return importlib.import_module(".runs", __name__)
     if name in _LAZY:
         import importlib
 

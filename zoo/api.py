@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from typing import TYPE_CHECKING, Iterable
 
 from .config import resolve
+from .errors import UsageError, ZooError, one_line as _one_line
 from .registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,7 +134,7 @@ def runs(root: str | Path | None = None) -> list[dict[str, Any]]:
     ``best_value``, ``test_metric``, ``test_value``, ...; see :data:`zoo.runlist.FIELDS`). No runs yet
     under the default root is an empty list; a missing explicit ``root`` is an error."""
     from .runlist import list_runs
-    from .runs import default_root
+    from .rundir import default_root
 
     if root is None:
         root_path = default_root()
@@ -244,15 +245,13 @@ def _info_entries(name: str, input_shape: str | tuple[int, ...] | None = None, o
     sized = [e for e in found if e.spec.kind in ("model", "recipe")]
     sizes: dict[int, dict | None] = {id(e): None for e in sized}
     if input_shape is not None:
-        from .cli import _model_size, _parse_input_shape
-
         if not sized:
             kinds = " and ".join(sorted({("an " if e.spec.kind[0] in "aeiou" else "a ") + e.spec.kind for e in found}))
             raise UsageError(f"--input-shape applies to models and recipes; '{name}' is {kinds}")
-        shape = _parse_input_shape(input_shape if isinstance(input_shape, str) else ",".join(map(str, input_shape)))
+        shape = parse_input_shape(input_shape if isinstance(input_shape, str) else ",".join(map(str, input_shape)))
         overrides = {str(k): v for k, v in (params or {}).items()}
         for e in sized:
-            sizes[id(e)] = _model_size(reg, e, shape, outputs, overrides)
+            sizes[id(e)] = model_size(reg, e, shape, outputs, overrides)
     return reg, found, sizes
 
 
@@ -274,3 +273,52 @@ def info(name: str, *, input_shape: str | tuple[int, ...] | None = None, outputs
     _, found, sizes = _info_entries(name, input_shape, outputs, params)
     return [{**e.spec.describe(), "plugin": e.plugin.describe(), **({"size": sizes[id(e)]} if id(e) in sizes else {})}
             for e in found]
+
+
+# -- model sizes (zoo info NAME --input-shape) ------------------------------------------------
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.strip().strip("()[]").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1 or len(shape) > 8:
+        raise UsageError(f"--input-shape expects one sample's shape as positive integers separated by commas, "
+                         f"such as 1,8,8 (C,H,W) or 64,1 (T,F) or 30 (D); got '{_one_line(text, 40)}'")
+    return shape
+
+
+def model_size(reg, entry, shape: tuple[int, ...], outputs: int | None, overrides: dict[str, str]) -> dict:
+    """Build a model (or a recipe's model, with the recipe's hyperparameters) for one sample of ``shape``
+    and measure it: parameters, and multiply-accumulates of one forward pass (Linear, convolution and
+    recurrent layers, as :func:`zoo.parts.count_macs`). Imports torch; a failure is one ZooError line."""
+    import math
+
+    spec = entry.spec
+    model = reg.get("model", spec.model) if spec.kind == "recipe" else entry
+    given = {**(spec.model_params if spec.kind == "recipe" else {}),
+             **{k.removeprefix("model."): v for k, v in overrides.items()}}
+    params = model.spec.resolve_params(given)
+    if outputs is None:
+        outputs = math.prod(shape) if tuple(model.spec.tasks) == ("reconstruction",) else 10
+    what = f"model '{model.name}'" + (f" (recipe '{spec.name}')" if spec.kind == "recipe" else "")
+    shown = f"input shape {shape} with {outputs} output{'s' if outputs != 1 else ''}"
+    factory = model.load()
+    import torch
+
+    from .parts import count_macs
+
+    try:
+        net = factory(shape, outputs, **params)
+        if not isinstance(net, torch.nn.Module):
+            raise TypeError(f"it returned {type(net).__name__}, not an nn.Module")
+        net.eval()
+        with torch.no_grad():
+            net(torch.zeros(1, *shape))
+    except Exception as exc:  # noqa: BLE001 - the model's own reason, on one line
+        raise ZooError(f"{what} cannot be built for {shown}: {type(exc).__name__}: {_one_line(exc, 300)}") from exc
+    return {"input_shape": list(shape), "outputs": outputs, "model": model.qualified,
+            "model_params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+            "parameters": sum(p.numel() for p in net.parameters()), "macs": count_macs(net, shape)}

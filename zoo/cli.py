@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import UsageError, ZooError, did_you_mean
+from .errors import one_line as _one_line
 from .launch import RECORD_ENV
 from .kinds import KIND_TABLE, KINDS, PLURAL
 from .registry import get_registry
@@ -23,11 +24,6 @@ from .settings import FLAGS, TRAIN_PARAMS
 
 
 DEBUG_ENV = "ZOO_DEBUG"
-
-
-def _one_line(text: str, limit: int = 2000) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _process_rank() -> int:
@@ -242,58 +238,12 @@ def info_cmd(name: str, input_shape: str | None, outputs: int | None, sets: tupl
 _SHAPE_FORMS = {"image": ("C,H,W", "1,8,8"), "sequence": ("T,F", "64,1"), "tabular": ("D", "30")}
 
 
-def _parse_input_shape(text: str) -> tuple[int, ...]:
-    parts = [p.strip() for p in text.strip().strip("()[]").split(",") if p.strip()]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        shape = ()
-    if not shape or min(shape) < 1 or len(shape) > 8:
-        raise UsageError(f"--input-shape expects one sample's shape as positive integers separated by commas, "
-                         f"such as 1,8,8 (C,H,W) or 64,1 (T,F) or 30 (D); got '{_one_line(text, 40)}'")
-    return shape
-
-
 def _si(n: float) -> str:
     """1234 -> '1.23 k', 5786880 -> '5.79 M' (three significant digits)."""
     for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
     return str(int(n))
-
-
-def _model_size(reg, entry, shape: tuple[int, ...], outputs: int | None, overrides: dict[str, str]) -> dict:
-    """Build a model (or a recipe's model, with the recipe's hyperparameters) for one sample of ``shape``
-    and measure it: parameters, and multiply-accumulates of one forward pass (Linear, convolution and
-    recurrent layers, as :func:`zoo.parts.count_macs`). Imports torch; a failure is one ZooError line."""
-    import math
-
-    spec = entry.spec
-    model = reg.get("model", spec.model) if spec.kind == "recipe" else entry
-    given = {**(spec.model_params if spec.kind == "recipe" else {}),
-             **{k.removeprefix("model."): v for k, v in overrides.items()}}
-    params = model.spec.resolve_params(given)
-    if outputs is None:
-        outputs = math.prod(shape) if tuple(model.spec.tasks) == ("reconstruction",) else 10
-    what = f"model '{model.name}'" + (f" (recipe '{spec.name}')" if spec.kind == "recipe" else "")
-    shown = f"input shape {shape} with {outputs} output{'s' if outputs != 1 else ''}"
-    factory = model.load()
-    import torch
-
-    from .parts import count_macs
-
-    try:
-        net = factory(shape, outputs, **params)
-        if not isinstance(net, torch.nn.Module):
-            raise TypeError(f"it returned {type(net).__name__}, not an nn.Module")
-        net.eval()
-        with torch.no_grad():
-            net(torch.zeros(1, *shape))
-    except Exception as exc:  # noqa: BLE001 - the model's own reason, on one line
-        raise ZooError(f"{what} cannot be built for {shown}: {type(exc).__name__}: {_one_line(exc, 300)}") from exc
-    return {"input_shape": list(shape), "outputs": outputs, "model": model.qualified,
-            "model_params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
-            "parameters": sum(p.numel() for p in net.parameters()), "macs": count_macs(net, shape)}
 
 
 def _size_line(reg, entry, name: str, size: dict | None) -> str:
@@ -534,7 +484,7 @@ def train_cmd(recipe, dataset, model, loss, callbacks, track, sets, config_file,
         if flags["device"]:
             check_device(flags["device"])
         if nproc is not None:
-            from .runs import RunDir
+            from .rundir import RunDir
 
             RunDir(resume_dir).read_config()  # a run that cannot be resumed is refused before any process starts
             _launch(nproc, max_restarts)

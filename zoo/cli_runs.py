@@ -24,7 +24,7 @@ def runs_cmd(root: str | None, as_json: bool) -> None:
 
     from .api import runs
     from .runlist import format_table
-    from .runs import default_root
+    from .rundir import default_root
     from .tables import output_width
 
     explicit = root is not None

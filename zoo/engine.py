@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from . import __version__, checkpoint, runs
+from . import __version__, checkpoint, rundir as runs
 from .callbacks import (BestWeights, Callback, Checkpointing, EarlyStopping, PlateauSchedule, StatusFile, now,
                         overrides, progress)
 from .config import entries_for, minimize
@@ -44,7 +44,7 @@ from .procedures import NonFiniteLoss, Procedure, RunContext
 from .progress import LineReporter, Reporter
 from .registry import Registry, get_registry
 from .resumable import pack, read_state, unpack
-from .runs import RunDir
+from .rundir import RunDir
 from .saved import RELOAD_CHECK_SAMPLES, WEIGHTS_FORMAT, reload_check
 from .settings import TRAIN_PARAMS, settings_of
 from .strategies import Strategy

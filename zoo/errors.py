@@ -71,3 +71,9 @@ class TrainingAborted(ZooError):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+def one_line(text: object, limit: int = 2000) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters with "..."."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

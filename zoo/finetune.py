@@ -34,7 +34,7 @@ import torch
 
 from . import checkpoint
 from .errors import CheckpointError, UsageError
-from .runs import RunDir
+from .rundir import RunDir
 
 __all__ = ["freeze", "head_keys", "start_from"]
 

@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from . import runs
+from . import rundir as runs
 from .errors import UsageError, ZooError
 from .files import write_text
 from .spec import shown as quoted

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from . import runs
+from . import rundir as runs
 from .errors import UsageError, ZooError
 from .files import atomic_path
 from .runlist import best_from_history, minimize

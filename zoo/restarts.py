@@ -21,7 +21,7 @@ def previous_attempt(out: str | os.PathLike | None, root: str | os.PathLike | No
     env = launch_env()
     if env is None or env.restart == 0 or not env.run_id:
         return None
-    from .runs import default_root
+    from .rundir import default_root
 
     if out is not None:
         candidates = [Path(out)]
@@ -39,7 +39,7 @@ def previous_attempt(out: str | os.PathLike | None, root: str | os.PathLike | No
 
 
 def _launched_by(path: Path, launch_id: str) -> bool:
-    from .runs import STATUS
+    from .rundir import STATUS
 
     try:
         status = json.loads((path / STATUS).read_text(encoding="utf-8"))
@@ -65,7 +65,7 @@ def _empty_failed_attempt(path: Path) -> None:
 
 
 def _has_checkpoint(path: Path) -> bool:
-    from .runs import RunDir
+    from .rundir import RunDir
 
     try:
         RunDir(path).checkpoints().current()

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import runs
+from . import rundir as runs
 from .config import MINIMIZE
 from .errors import UsageError
 from .locks import is_held
-from .runs import RunDir
-from .runs import as_number as _number
+from .rundir import RunDir
+from .rundir import as_number as _number
 from .tables import MAX_WIDTH
 from .tables import format_table as format_columns
 
@@ -150,7 +150,7 @@ def _sort_key(row: dict[str, Any], path: Path) -> tuple[float, str]:
 def list_runs(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Describe every run directory directly under ``root``, newest first.
 
-    ``root`` defaults to :func:`zoo.runs.default_root` (``runs`` or ``$ZOO_RUNS_DIR``);
+    ``root`` defaults to :func:`zoo.rundir.default_root` (``runs`` or ``$ZOO_RUNS_DIR``);
     if ``root`` is itself a run directory, that one run is listed. Each row is a dict
     with the keys in :data:`FIELDS`:
 

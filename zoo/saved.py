@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from . import checkpoint, runs
-from .runs import RunDir
+from . import checkpoint, rundir as runs
+from .rundir import RunDir
 from .config import Combination, entries_for, run_task
 from .data import DataMeta
 from .errors import CheckpointError
@@ -53,7 +53,7 @@ def load_run_model(run_dir: str | Path, device: str = "cpu", registry: Registry 
     """Rebuild the run's :class:`RunModel` from its config and load its weights strictly.
 
     A run directory may come from anyone, so nothing large is built on its word: the config is
-    checked when read (:meth:`zoo.runs.RunDir.read_config`), then the model is built on PyTorch's ``meta``
+    checked when read (:meth:`zoo.rundir.RunDir.read_config`), then the model is built on PyTorch's ``meta``
     device (no memory) and its state dict's names, shapes and dtypes are compared with the weights
     file's header (no tensor data read); only a file that fits is loaded into a model built for
     real, and its tensors must be finite. Weights saved by zoo 0.1 (``zoo-weights/1``: the bare

@@ -149,7 +149,7 @@ class _ZooEstimator(BaseEstimator):
         from .errors import ZooError
         from .files import atomic_path
         from .progress import Reporter, api_reporter
-        from .runs import RunDir
+        from .rundir import RunDir
 
         self._check_settings()
         X = np.asarray(X, dtype=np.float32)

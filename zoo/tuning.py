@@ -874,7 +874,7 @@ def prepare(recipe: str | None = None, *, config: Mapping[str, Any] | None = Non
             **settings: Any) -> tuple[Job, list[Dimension]]:
     """Check everything (before any trial): the base config, the space, the storage and the study (created, or
     loaded and checked to be the same search). Returns the job and its dimensions."""
-    from .runs import default_root
+    from .rundir import default_root
 
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= 1_000_000:
         raise UsageError(f"--trials {shown(trials)}: the study's total must be a whole number from 1 to 1000000")

@@ -43,7 +43,7 @@ RUN_FILES = ("model.safetensors", "config.json", "metrics.json", "history.csv", 
 
 def default_uri() -> str:
     """``sqlite:///<the directory holding the runs directory>/mlflow.db``, as an absolute path."""
-    from zoo.runs import default_root
+    from zoo.rundir import default_root
 
     db = Path(os.path.abspath(default_root())).parent / "mlflow.db"
     return "sqlite:///" + db.as_posix()  # sqlite:////home/... (an absolute path), sqlite:///C:/... on Windows

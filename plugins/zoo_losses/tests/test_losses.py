@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import zoo
-from zoo import runs
+from zoo import rundir as runs
 from zoo.config import resolve
 from zoo.parts import adapt_targets, out_features
 from zoo.errors import UsageError, ZooError

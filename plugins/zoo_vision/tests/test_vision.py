@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo import runs
+from zoo import rundir as runs
 from zoo.config import resolve
 from zoo.data import Splits
 from zoo.errors import UsageError

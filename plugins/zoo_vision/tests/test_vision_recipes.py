@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo import runs
+from zoo import rundir as runs
 from zoo.registry import get_registry
 
 RECIPES = {"digits-resnet": "resnet", "digits-mobilenet": "mobilenet", "digits-vgg": "vgg",

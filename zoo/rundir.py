@@ -1,17 +1,12 @@
-"""Run directories: unique names, the files in them, and reading them back.
-
-``zoo.runs`` is this module, and calling it is the API's :func:`zoo.api.runs`: ``zoo.runs(root=None)``
-lists the saved runs as rows (what ``zoo runs --json`` prints).
-"""
+"""Run directories: unique names, the files in them, and reading them back (``zoo.runs()``, the API's
+list of saved runs, is :func:`zoo.api.runs`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -242,16 +237,3 @@ def as_number(value: Any) -> float | None:
 def read_config(run_dir: str | os.PathLike, registry: Any = None) -> dict[str, Any]:
     """``RunDir(run_dir).read_config(registry)``: the run's checked config."""
     return RunDir(run_dir).read_config(registry)
-
-
-class _CallableModule(types.ModuleType):
-    """This module's type: ``zoo.runs(root)`` calls :func:`zoo.api.runs` (the package's attribute ``runs`` is
-    this module, which zoo's own code imports, so the API function is reached by calling it)."""
-
-    def __call__(self, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-        from .api import runs as saved_runs
-
-        return saved_runs(root)
-
-
-sys.modules[__name__].__class__ = _CallableModule
