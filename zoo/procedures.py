@@ -158,6 +158,19 @@ class Procedure:
         """The schedules that act on the monitored figure after each epoch (``epoch_end(value)``)."""
         return [s for s in self.schedules.values() if callable(getattr(s, "epoch_end", None))]
 
+    def require_one_process_fp32(self, name: str) -> None:
+        """For a procedure that trains on one process, in 32-bit precision, without an L1 penalty (a GAN, a
+        deep-Q learner): a one-line ZooError naming the first of the run's settings that asks otherwise."""
+        s = self.settings
+        if self.ctx.strategy.world_size > 1:
+            raise ZooError(f"procedure '{name}' trains on one process; run it without --nproc or a distributed "
+                           "strategy")
+        if s.l1:
+            raise ZooError(f"procedure '{name}' does not apply an L1 penalty (l1); leave it at 0")
+        if s.precision != "32":
+            raise ZooError(f"procedure '{name}' trains in 32-bit precision (precision={s.precision} is not "
+                           "supported)")
+
     # -- the contract -----------------------------------------------------------------------
 
     def probe(self) -> None:

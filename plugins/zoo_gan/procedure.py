@@ -49,12 +49,7 @@ class GanProcedure(Procedure):
         s = self.settings
         if loss not in ("non-saturating", "minimax", "hinge"):
             raise ZooError(f"procedure 'gan': loss must be non-saturating, minimax or hinge, not {loss!r}")
-        if ctx.strategy.world_size > 1:
-            raise ZooError("procedure 'gan' trains on one process; run it without --nproc or a distributed strategy")
-        if s.l1:
-            raise ZooError("procedure 'gan' does not apply an L1 penalty (l1); leave it at 0")
-        if s.precision != "32":
-            raise ZooError(f"procedure 'gan' trains in 32-bit precision (precision={s.precision} is not supported)")
+        self.require_one_process_fp32("gan")
         self.objective, self.smoothing, self.d_steps = loss, float(label_smoothing), int(d_steps)
         self.r1 = float(r1)
         self.model = ctx.model

@@ -89,12 +89,7 @@ class DQN(Procedure):
                  test_episodes: int = 100) -> None:
         super().__init__(ctx)
         s = self.settings
-        if ctx.strategy.world_size > 1:
-            raise ZooError("procedure 'dqn' trains on one process; run it without --nproc or a distributed strategy")
-        if s.l1:
-            raise ZooError("procedure 'dqn' does not apply an L1 penalty (l1); leave it at 0")
-        if s.precision != "32":
-            raise ZooError(f"procedure 'dqn' trains in 32-bit precision (precision={s.precision} is not supported)")
+        self.require_one_process_fp32("dqn")
         if ctx.splits is None or not callable(ctx.splits.environment):
             raise ZooError("procedure 'dqn' needs a control dataset: an environment to act in (e.g. --dataset gym)")
         if learning_starts >= env_steps * s.epochs:

@@ -91,9 +91,11 @@ class Tracker(Callback):
     # -- what a tracker implements ---------------------------------------------------
 
     def open(self, trainer: Any) -> None:
+        """Connect (a writer, a tracking run) when training starts or resumes; every tracker implements it."""
         raise NotImplementedError
 
     def log_epoch(self, trainer: Any, row: dict[str, float]) -> None:
+        """Send one epoch's history row; every tracker implements it."""
         raise NotImplementedError
 
     def finish(self, trainer: Any, run: Any) -> None:

@@ -221,3 +221,13 @@ def test_unusable_parts_fail_before_a_run_directory_is_made(tmp_path):
                 str(tmp_path / "z"), cwd=tmp_path)
     assert r.returncode != 0 and "learning_starts=6000 leaves no update" in r.stderr
     assert not any(p.exists() for p in (tmp_path / "x", tmp_path / "y", tmp_path / "z"))
+
+
+@pytest.mark.parametrize("recipe", ["cartpole-dqn", "ring-gan"])
+@pytest.mark.parametrize("setting, words", [("l1=0.01", "does not apply an L1 penalty"),
+                                            ("precision=bf16", "trains in 32-bit precision")])
+def test_one_process_procedures_refuse_settings_they_do_not_apply(tmp_path, recipe, setting, words):
+    r = run_zoo("train", recipe, "--epochs", "1", "--set", setting, "--out", str(tmp_path / "x"), cwd=tmp_path)
+    procedure = "dqn" if recipe.endswith("dqn") else "gan"
+    assert r.returncode != 0 and f"procedure '{procedure}' {words}" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()
