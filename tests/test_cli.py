@@ -35,6 +35,20 @@ def test_listing_and_help_do_not_import_torch_or_sklearn(args, tmp_path):
     assert heavy == ["HEAVY:"], out.stderr
 
 
+def test_a_regression_run_is_trained_scored_predicted_and_plotted_without_scikit_learn(tmp_path):
+    """Importing scikit-learn (with SciPy and pandas) costs about a second: a sine run needs none of it,
+    through train, eval, predict and plot, each a real command."""
+    run = tmp_path / "run"
+    (tmp_path / "x.csv").write_text("0.5\n3.0\n")
+    for args in (["train", "regression-mlp", "--epochs", "2", "-q", "--device", "cpu", "--out", str(run)],
+                 ["eval", str(run)], ["predict", str(run), "-i", str(tmp_path / "x.csv")], ["plot", str(run)]):
+        out = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+        heavy = [line for line in out.stderr.splitlines() if line.startswith("HEAVY:")]
+        assert heavy and "torch" in heavy[0] and "sklearn" not in heavy[0], (args, out.stderr[-2000:])
+    assert (run / "model.safetensors").is_file() and (run / "curves.png").is_file()
+
+
 def test_python_dash_m_behaves_like_the_console_script(zoo_cli, tmp_path):
     script = Path(sys.executable).with_name("zoo")
     if not script.exists():

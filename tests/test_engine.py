@@ -292,3 +292,24 @@ def test_compile_option_trains_the_same_weights_it_saves(tmp_path):
     plain = zoo.train("blobs-mlp", epochs=2, quiet=True, out=tmp_path / "p")
     assert _same_weights(run.dir / "model.safetensors", plain.dir / "model.safetensors")
     assert not any(k.startswith("_orig_mod") for k in load_file(str(run.dir / "model.safetensors")))
+
+
+def test_the_fast_backward_gives_the_public_paths_gradients():
+    """zoo.procedures.backward skips Tensor.backward's Python for a plain scalar loss: the gradients must
+    be the same bits, and anything else (a non-scalar) must take the public path and its error."""
+    import torch
+
+    from zoo.procedures import backward
+
+    def grads(call):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        x = torch.randn(16, 3)
+        call(torch.nn.functional.mse_loss(net(x), torch.ones(16, 1)))
+        call(net(x).pow(2).mean())  # accumulates into the existing gradients
+        return [p.grad.clone() for p in net.parameters()]
+
+    ours, public = grads(backward), grads(lambda loss: loss.backward())
+    assert all(torch.equal(a, b) for a, b in zip(ours, public))
+    with pytest.raises(RuntimeError, match="scalar outputs"):
+        backward(torch.ones(3, requires_grad=True) * 2)

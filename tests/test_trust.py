@@ -516,3 +516,19 @@ def test_weights_saved_by_zoo_0_1_load_into_the_raw_input_model(tmp_path):
     (run.dir / "trainer.json").write_text("{}")
     with pytest.raises(ZooError, match="holds a checkpoint in the layout of zoo 0.1, which this zoo cannot resume"):
         zoo.engine.resume(run.dir, epochs=2)
+
+
+@pytest.mark.parametrize("n, test_size, seed", [(3000, 0.2, 0), (3000, 0.25, 7), (101, 0.3, 3), (7, 0.2, 11),
+                                                (50, 0.5, 2)])
+def test_unstratified_splits_are_scikit_learns(n, test_size, seed):
+    """A regression data set is split without importing scikit-learn: into exactly the indices its
+    train_test_split gives, so that no run's data moved."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from zoo.data import _train_test_split
+
+    idx = np.arange(100, 100 + n)
+    ours = _train_test_split(idx, test_size, seed, None)
+    ref = train_test_split(idx, test_size=test_size, random_state=seed)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, ref))

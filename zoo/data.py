@@ -8,6 +8,7 @@ statistics from the training split only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +178,23 @@ def label_problem(y: torch.Tensor, num_classes: int) -> str | None:
             "labels must be mapped to 0..num_classes-1 and named in class_names (zoo.data.split_arrays does it)")
 
 
+def _train_test_split(idx: np.ndarray, test_size: float, seed: int, stratify: np.ndarray | None):
+    """scikit-learn's ``train_test_split(idx, test_size=..., random_state=seed, stratify=...)``: the same
+    indices. Unstratified, it is scikit-learn's shuffle split written out (a seeded ``RandomState``
+    permutation, the first ``ceil(test_size * n)`` for the test part), so that a regression data set
+    is split without importing scikit-learn; stratified splits are scikit-learn's own."""
+    if stratify is not None:
+        from sklearn.model_selection import train_test_split
+
+        return train_test_split(idx, test_size=test_size, random_state=seed, stratify=stratify)
+    n = len(idx)
+    n_test = math.ceil(test_size * n)
+    if not 0 < n_test < n:
+        raise ValueError(f"a test share of {test_size} of {n} samples leaves one part empty")
+    perm = np.random.RandomState(seed).permutation(n)
+    return idx[perm[n_test:]], idx[perm[:n_test]]
+
+
 def split_arrays(
     X,
     y=None,
@@ -195,8 +213,6 @@ def split_arrays(
     mean/std for all values, for images) or ``None``. Statistics come from the
     training split only. Class labels are mapped to indices by :func:`class_indices`.
     """
-    from sklearn.model_selection import train_test_split
-
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}")
     if not (0 < val_size < 1 and 0 < test_size < 1 and val_size + test_size < 1):
@@ -218,13 +234,9 @@ def split_arrays(
         y = y.astype(np.float32).reshape(n, -1)
     strat = y if classification else None
     idx = np.arange(n)
-    rest, test_idx = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
-    train_idx, val_idx = train_test_split(
-        rest,
-        test_size=val_size / (1.0 - test_size),
-        random_state=seed,
-        stratify=strat[rest] if strat is not None else None,
-    )
+    rest, test_idx = _train_test_split(idx, test_size, seed, strat)
+    train_idx, val_idx = _train_test_split(rest, val_size / (1.0 - test_size), seed,
+                                           strat[rest] if strat is not None else None)
     preprocess: dict[str, torch.Tensor] = {}
     if standardize:
         Xtr = X[train_idx]

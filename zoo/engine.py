@@ -300,7 +300,8 @@ class Trainer:
         self.saved_at = time.perf_counter()
         self.published_best: int | None = None  # the best epoch whose weights model.safetensors holds
         if run_dir is None:
-            self.procedure.probe()  # parts that do not fit fail here, before any file is made
+            with _threads(self.settings.threads):  # as the run will: a tiny forward on spinning threads can take ms
+                self.procedure.probe()  # parts that do not fit fail here, before any file is made
             self._stop_if_asked("before training started: nothing was saved")
             run_dir = self._claim_run_dir(out)
             self.run_dir, self.files = Path(run_dir), RunDir(run_dir)
@@ -674,6 +675,18 @@ class Trainer:
             self.reporter.message(f"{self.stop_reason}; keeping epoch {best_epoch}")
         final.eval()
         return run
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """torch's intra-op threads set to ``n`` (when given) for the block, then restored."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _json(data: Any) -> str:

@@ -42,7 +42,6 @@ def eval_batches(split, device: torch.device, batch_size: int = EVAL_BATCH, work
         yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
 
 
-@torch.no_grad()
 def autocast_for(cfg: dict[str, Any] | None, device: torch.device):
     """The forward-pass precision context of a run (bfloat16 autocast, or nothing)."""
     if cfg is not None and cfg.get("precision") == "bf16":
@@ -69,6 +68,8 @@ def forward_all(model: torch.nn.Module, split, device: torch.device, workers: in
         model.train(was_training)
     if not preds:
         raise ZooError("cannot evaluate an empty split")
+    if len(preds) == 1:  # one batch (most validation splits): no copy
+        return preds[0], {k: v[0] for k, v in extras.items()}, ys[0]
     return torch.cat(preds), {k: torch.cat(v) for k, v in extras.items()}, torch.cat(ys)
 
 

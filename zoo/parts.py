@@ -231,8 +231,13 @@ def choose_threads(setting: int, model: torch.nn.Module, input_shape, batch_size
         return setting
     if device.type != "cpu":
         return torch.get_num_threads()
-    macs = count_macs(model, tuple(input_shape)) * batch_size
-    return 1 if macs < SMALL_STEP_MACS else torch.get_num_threads()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a one-sample pass: waking other threads would cost more than it
+    try:
+        macs = count_macs(model, tuple(input_shape)) * batch_size
+    finally:
+        torch.set_num_threads(threads)
+    return 1 if macs < SMALL_STEP_MACS else threads
 
 
 def workers_for(setting: int) -> int:

@@ -36,6 +36,28 @@ from .evaluation import MetricSet
 from .parts import RunModel
 
 
+def backward(loss: torch.Tensor) -> None:
+    """``loss.backward()`` for a scalar loss, straight into the autograd engine.
+
+    ``Tensor.backward`` spends a small model's step in Python before the engine starts: the
+    override checks, argument normalisation, validating and building the seed gradient. For a
+    plain scalar tensor those decide nothing, so the call goes to the function
+    ``torch.autograd.backward`` ends in, with the seed gradient it would make (ones); the
+    gradients are the same bits. Anything else (a tensor subclass, a non-scalar) takes the
+    public path, as does every call when torch lacks that function."""
+    if _run_backward is not None and type(loss) is torch.Tensor and loss.dim() == 0:
+        _run_backward((loss,), (torch.ones_like(loss),), False, False, (), allow_unreachable=True,
+                      accumulate_grad=True)
+    else:
+        loss.backward()
+
+
+try:  # torch >= 2.3 (zoo's floor) has it; the fallback keeps zoo working if it moves
+    from torch.autograd.graph import _engine_run_backward as _run_backward
+except ImportError:  # pragma: no cover
+    _run_backward = None
+
+
 class NonFiniteLoss(ZooError):
     """The training loss became NaN or infinite (with several processes, all of them agree to stop)."""
 

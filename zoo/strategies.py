@@ -23,6 +23,10 @@ import torch
 from .data import is_tensor_split
 from .parts import pick_device
 
+#: Up to this size an in-memory training split is shuffled as a whole each epoch (one copy on the device)
+#: and batched by slicing; a larger one is batched by a gather per batch.
+SHUFFLED_COPY_BYTES = 256 * 2**20
+
 
 class Strategy:
     """One process, one device (``settings.device``: auto, cpu, cuda, cuda:N)."""
@@ -69,6 +73,13 @@ class Strategy:
         if isinstance(split, tuple):
             X, T = split
             perm = torch.randperm(len(X), generator=generator).to(dev, non_blocking=True)
+            if X.nbytes + T.nbytes <= SHUFFLED_COPY_BYTES:
+                # the epoch's shuffled copy in two gathers; its batches are then views (slices), not a gather
+                # of each batch: the same batches, fewer calls per step
+                X, T = X.index_select(0, perm), T.index_select(0, perm)
+                for i in range(0, len(X), batch_size):
+                    yield X[i : i + batch_size], T[i : i + batch_size]
+                return
             for i in range(0, len(X), batch_size):
                 idx = perm[i : i + batch_size]
                 yield X.index_select(0, idx), T.index_select(0, idx)

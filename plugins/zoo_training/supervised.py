@@ -19,7 +19,7 @@ from zoo.errors import ZooError
 from zoo.evaluation import autocast_for, compute_loss, evaluate_split, head_inputs, split_len, split_outputs, \
     training_targets
 from zoo.parts import RunModel, build_loss, out_features, workers_for
-from zoo.procedures import NonFiniteLoss, Procedure, RunContext
+from zoo.procedures import NonFiniteLoss, Procedure, RunContext, backward
 
 
 class SupervisedProcedure(Procedure):
@@ -102,19 +102,23 @@ class SupervisedProcedure(Procedure):
             else:
                 out = net(xb)
             loss = loss_fn(out, tb) if not isinstance(out, dict) else compute_loss(loss_fn, out, tb, reads)
-            if on_cpu and first_bad is None and not math.isfinite(loss.item()):  # no device sync on CPU
-                why = self._diagnose(epoch, b + 1, loss.item(), xb, out, tb)
-                if not several:
-                    raise NonFiniteLoss(why)  # stop at once
-                first_bad = (b + 1, why)  # the others are in this step's all-reduce: stop together, below
-            losses.append(loss.detach())
+            if on_cpu:  # reading the value waits for nothing on the CPU: check it now, keep it as a number
+                value = loss.item()
+                if first_bad is None and not math.isfinite(value):
+                    why = self._diagnose(epoch, b + 1, value, xb, out, tb)
+                    if not several:
+                        raise NonFiniteLoss(why)  # stop at once
+                    first_bad = (b + 1, why)  # the others are in this step's all-reduce: stop together, below
+                losses.append(value)
+            else:
+                losses.append(loss.detach())  # on the device: read once an epoch, below
             sizes.append(strategy.counted(len(xb)) if several else len(xb))
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in weights)
             if several:
                 loss = strategy.scale_loss(loss)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            backward(loss)
             if clip:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
             opt.step()
@@ -122,14 +126,17 @@ class SupervisedProcedure(Procedure):
                 self.lr = group["lr"]
                 schedule.step()
             if on_batch is not None:
-                on_batch(b + 1, losses[-1])
+                on_batch(b + 1, loss.detach())
         if schedule is None:
             self.lr = group["lr"]
         if several:
             self._agree_finite(epoch, first_bad)
         if not losses:
             return {"train_loss": float("nan")}
-        stacked = torch.stack(losses)  # one host sync an epoch, not one a step
+        if on_cpu:
+            stacked = torch.tensor(losses, dtype=torch.float32)
+        else:
+            stacked = torch.stack(losses)  # one host sync an epoch, not one a step
         w = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
         if several:
             total, count = strategy.reduce_sum(torch.stack([(stacked * w).sum(), w.sum()])).tolist()

@@ -43,3 +43,39 @@ def test_fast_metrics_match_scikit_learn(task, output, y, layout):
     assert fast.keys() == ref.keys() and len(ref) >= 2
     for k in ref:
         assert fast[k] == pytest.approx(ref[k], abs=1e-9), k
+
+
+def _exact_cases():
+    yield from _cases()
+    g = torch.Generator().manual_seed(1)
+    yield "regression", torch.zeros(10, 1), torch.full((10, 1), 3.0), "value"  # constant targets, imperfect fit
+    yield "regression", torch.full((10, 2), 3.0), torch.full((10, 2), 3.0), "value"  # constant targets, perfect fit
+    yield "regression", torch.randn(1, 1, generator=g), torch.randn(1, 1, generator=g), "value"  # one sample
+    yield "regression", torch.randn(1000, 1, generator=g) * 1e4, torch.randn(1000, generator=g) * 1e4, "value"
+
+
+@pytest.mark.parametrize("task, output, y, layout", list(_exact_cases()))
+def test_exact_metrics_written_in_numpy_are_scikit_learns_bits(task, output, y, layout):
+    """mse, mae, r2 and accuracy do not call scikit-learn (a regression run is scored without importing it):
+    they must give scikit-learn's figures exactly, not nearly."""
+    import warnings
+
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from zoo_training import metrics as m
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns that R² is undefined on one sample
+        for name in ("mse", "mae", "r2", "accuracy"):
+            if name == "accuracy" and task not in ("binary", "multiclass"):
+                continue
+            if name != "accuracy" and task in ("binary", "multiclass"):
+                continue
+            ours = getattr(m, name)(output, y, target=layout)
+            if name == "accuracy":
+                ref = skm.accuracy_score(*m._labels(output, y, layout))
+            else:
+                fn = {"mse": skm.mean_squared_error, "mae": skm.mean_absolute_error, "r2": skm.r2_score}[name]
+                ref = fn(*m._values(output, y, layout))
+            assert (np.isnan(ours) and np.isnan(ref)) or ours == ref, (name, ours, ref)
