@@ -52,12 +52,16 @@ def _exact_cases():
     yield "regression", torch.full((10, 2), 3.0), torch.full((10, 2), 3.0), "value"  # constant targets, perfect fit
     yield "regression", torch.randn(1, 1, generator=g), torch.randn(1, 1, generator=g), "value"  # one sample
     yield "regression", torch.randn(1000, 1, generator=g) * 1e4, torch.randn(1000, generator=g) * 1e4, "value"
+    yield "binary", torch.ones(9, 1), torch.zeros(9, dtype=torch.long), "binary"  # no positives at all: 0/0
+    yield "binary", -torch.ones(9, 1), torch.ones(9, dtype=torch.long), "binary"  # none predicted positive
+    yb = torch.randint(0, 2, (997,), generator=g)
+    yield "binary", torch.randn(997, 2, generator=g) + yb[:, None] * torch.tensor([0.0, 0.7]), yb, "index"
 
 
 @pytest.mark.parametrize("task, output, y, layout", list(_exact_cases()))
 def test_exact_metrics_written_in_numpy_are_scikit_learns_bits(task, output, y, layout):
-    """mse, mae, r2 and accuracy do not call scikit-learn (a regression run is scored without importing it):
-    they must give scikit-learn's figures exactly, not nearly."""
+    """mse, mae, r2, accuracy and the binary f1, precision and recall do not call scikit-learn (a regression
+    run is scored without importing it): they must give scikit-learn's figures exactly, not nearly."""
     import warnings
 
     import numpy as np
@@ -67,14 +71,15 @@ def test_exact_metrics_written_in_numpy_are_scikit_learns_bits(task, output, y, 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn warns that R² is undefined on one sample
-        for name in ("mse", "mae", "r2", "accuracy"):
-            if name == "accuracy" and task not in ("binary", "multiclass"):
-                continue
-            if name != "accuracy" and task in ("binary", "multiclass"):
+        labels = ("accuracy", "f1", "precision", "recall")
+        for name in ("mse", "mae", "r2", *labels):
+            if (name in labels) != (task in ("binary", "multiclass")) or (name in labels[1:] and task != "binary"):
                 continue
             ours = getattr(m, name)(output, y, target=layout)
-            if name == "accuracy":
-                ref = skm.accuracy_score(*m._labels(output, y, layout))
+            if name in labels:
+                fn = {"accuracy": skm.accuracy_score, "f1": skm.f1_score, "precision": skm.precision_score,
+                      "recall": skm.recall_score}[name]
+                ref = fn(*m._labels(output, y, layout), **({} if name == "accuracy" else {"zero_division": 0}))
             else:
                 fn = {"mse": skm.mean_squared_error, "mae": skm.mean_absolute_error, "r2": skm.r2_score}[name]
                 ref = fn(*m._values(output, y, layout))
