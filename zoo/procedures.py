@@ -24,6 +24,7 @@ holds what they share: building optimizers and schedules from the run's chosen p
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -40,22 +41,35 @@ def backward(loss: torch.Tensor) -> None:
     """``loss.backward()`` for a scalar loss, straight into the autograd engine.
 
     ``Tensor.backward`` spends a small model's step in Python before the engine starts: the
-    override checks, argument normalisation, validating and building the seed gradient. For a
-    plain scalar tensor those decide nothing, so the call goes to the function
-    ``torch.autograd.backward`` ends in, with the seed gradient it would make (ones); the
-    gradients are the same bits. Anything else (a tensor subclass, a non-scalar) takes the
-    public path, as does every call when torch lacks that function."""
-    if _run_backward is not None and type(loss) is torch.Tensor and loss.dim() == 0:
-        _run_backward((loss,), (torch.ones_like(loss),), False, False, (), allow_unreachable=True,
-                      accumulate_grad=True)
-    else:
-        loss.backward()
+    override checks, argument normalisation, validating and building the seed gradient, and
+    keeping the caller's context for the engine's device threads. For a plain scalar tensor
+    on the CPU (whose backward runs on the calling thread) those decide nothing, so the
+    call goes to the engine with the seed gradient ``torch.autograd.backward`` would make
+    (ones): the gradients are the same bits. On another device the call keeps the context
+    (torch's own ``_engine_run_backward``); anything else (a tensor subclass, a non-scalar,
+    autograd's debug logging on) takes the public path, as does every call when torch lacks
+    these functions."""
+    if type(loss) is torch.Tensor and loss.dim() == 0 and _engine is not None:
+        if loss.device.type == "cpu" and not _autograd_log.isEnabledFor(logging.DEBUG):
+            _engine.run_backward((loss,), (torch.ones_like(loss),), False, False, (), allow_unreachable=True,
+                                 accumulate_grad=True)
+            return
+        if _run_backward is not None:
+            _run_backward((loss,), (torch.ones_like(loss),), False, False, (), allow_unreachable=True,
+                          accumulate_grad=True)
+            return
+    loss.backward()
 
 
-try:  # torch >= 2.3 (zoo's floor) has it; the fallback keeps zoo working if it moves
+try:  # torch >= 2.3 (zoo's floor) has them; the fallbacks keep zoo working if they move
     from torch.autograd.graph import _engine_run_backward as _run_backward
-except ImportError:  # pragma: no cover
-    _run_backward = None
+    from torch.autograd.graph import log as _autograd_log
+    from torch.autograd.variable import Variable as _Variable
+
+    _engine = _Variable._execution_engine
+except (ImportError, AttributeError):  # pragma: no cover
+    _run_backward = _engine = None
+    _autograd_log = logging.getLogger("torch.autograd.graph")
 
 
 class NonFiniteLoss(ZooError):

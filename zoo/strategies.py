@@ -74,11 +74,9 @@ class Strategy:
             X, T = split
             perm = torch.randperm(len(X), generator=generator).to(dev, non_blocking=True)
             if X.nbytes + T.nbytes <= SHUFFLED_COPY_BYTES:
-                # the epoch's shuffled copy in two gathers; its batches are then views (slices), not a gather
-                # of each batch: the same batches, fewer calls per step
-                X, T = X.index_select(0, perm), T.index_select(0, perm)
-                for i in range(0, len(X), batch_size):
-                    yield X[i : i + batch_size], T[i : i + batch_size]
+                # the epoch's shuffled copy in two gathers, its batches views made by one call each (split),
+                # not a gather per batch: the same batches, fewer calls per step
+                yield from zip(X.index_select(0, perm).split(batch_size), T.index_select(0, perm).split(batch_size))
                 return
             for i in range(0, len(X), batch_size):
                 idx = perm[i : i + batch_size]

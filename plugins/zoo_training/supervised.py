@@ -112,7 +112,7 @@ class SupervisedProcedure(Procedure):
                 losses.append(value)
             else:
                 losses.append(loss.detach())  # on the device: read once an epoch, below
-            sizes.append(strategy.counted(len(xb)) if several else len(xb))
+            sizes.append(strategy.counted(xb.shape[0]) if several else xb.shape[0])  # not len(): a Python call
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in weights)
             if several:

@@ -54,13 +54,15 @@ def _exact_cases():
     yield "regression", torch.randn(1000, 1, generator=g) * 1e4, torch.randn(1000, generator=g) * 1e4, "value"
     yield "binary", torch.ones(9, 1), torch.zeros(9, dtype=torch.long), "binary"  # no positives at all: 0/0
     yield "binary", -torch.ones(9, 1), torch.ones(9, dtype=torch.long), "binary"  # none predicted positive
+    yield "multiclass", torch.randn(50, 6, generator=g) * torch.tensor([1.0, 1, 1, 0, 0, 0]), \
+        torch.randint(2, 6, (50,), generator=g), "index"  # classes only predicted, others only true
     yb = torch.randint(0, 2, (997,), generator=g)
     yield "binary", torch.randn(997, 2, generator=g) + yb[:, None] * torch.tensor([0.0, 0.7]), yb, "index"
 
 
 @pytest.mark.parametrize("task, output, y, layout", list(_exact_cases()))
 def test_exact_metrics_written_in_numpy_are_scikit_learns_bits(task, output, y, layout):
-    """mse, mae, r2, accuracy and the binary f1, precision and recall do not call scikit-learn (a regression
+    """mse, mae, r2, accuracy, the binary f1, precision and recall and the macro f1 do not call scikit-learn (a regression
     run is scored without importing it): they must give scikit-learn's figures exactly, not nearly."""
     import warnings
 
@@ -72,7 +74,13 @@ def test_exact_metrics_written_in_numpy_are_scikit_learns_bits(task, output, y, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn warns that R² is undefined on one sample
         labels = ("accuracy", "f1", "precision", "recall")
-        for name in ("mse", "mae", "r2", *labels):
+        for name in ("mse", "mae", "r2", *labels, "f1_macro"):
+            if name == "f1_macro":
+                if task in ("binary", "multiclass"):
+                    ours = m.f1_macro(output, y, target=layout)
+                    ref = skm.f1_score(*m._labels(output, y, layout), average="macro", zero_division=0)
+                    assert ours == ref, (name, ours, ref)
+                continue
             if (name in labels) != (task in ("binary", "multiclass")) or (name in labels[1:] and task != "binary"):
                 continue
             ours = getattr(m, name)(output, y, target=layout)
