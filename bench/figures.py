@@ -43,6 +43,9 @@ TITLES = {
     "reload": "reload check share of a run",
     "memory": "peak memory vs by hand",
     "scaling": "distributed data parallel",
+    "peers": "engine vs Lightning and skorch",
+    "quality-time": "time to quality vs scikit-learn",
+    "latency": "whole-process latency",
 }
 NUMBERS = {key: i + 1 for i, key in enumerate(TITLES)}
 SPEEDUP = "other time / zoo time (> 1: zoo faster)"

@@ -78,6 +78,8 @@ def fmt_value(side: dict) -> str:
 def fmt_ratio(r: dict) -> str:
     if r["target"]["text"].endswith("%"):
         return f"{r['ratio'] * 100:.2f}%"
+    if r["target"]["text"].endswith(" s"):  # a difference in seconds, not a ratio
+        return f"{r['ratio']:+.3f} s"
     return f"{r['ratio']:.2f}x"
 
 
@@ -159,6 +161,8 @@ def text_report(report: dict[str, Any]) -> str:
         parts += ["", "Where the engine's time goes (medians; setup = data + model, train = optimizer steps, "
                   "between = validation, history and checkpoints, finish = final metrics, save, reload check):",
                   *(f"  {line}" for line in bd)]
+    if report.get("not_measured"):
+        parts += ["", "Not measured:", *(f"  {k}: {v}" for k, v in report["not_measured"].items())]
     if report["errors"]:
         parts += ["", "Errors:", *(f"  {k}: {v}" for k, v in report["errors"].items())]
     parts += ["", *machine_lines(report["machine"])]
@@ -186,6 +190,8 @@ def markdown(report: dict[str, Any]) -> str:
         out += ["", "## Where the engine's time goes", "",
                 "setup = data + model; train = the optimizer steps; between = validation, history and checkpoints "
                 "each epoch; finish = final metrics, saving and the reload check.", "", *(f"- {line}" for line in bd)]
+    if report.get("not_measured"):
+        out += ["", "## Not measured", "", *(f"- {k}: {v}" for k, v in report["not_measured"].items())]
     if report["errors"]:
         out += ["", "## Errors", "", *(f"- {k}: {v}" for k, v in report["errors"].items())]
     out += ["", "## Machine", "", *(f"- {line}" for line in machine_lines(report["machine"]))]
