@@ -38,6 +38,7 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 from .checks import implementation_problems
+from .errors import one_line
 from .registry import GROUP, Entry, Plugin, Registry, get_registry
 from .spec import INPUT_KINDS, INPUT_RANK, KINDS, TASKS
 
@@ -410,8 +411,8 @@ def _check_model_modes(spec, task: str) -> None:
 
 
 def _one_line(exc: BaseException, limit: int = 240) -> str:
-    text = " ".join(str(exc).split())
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    """``Type: message`` of an exception on one line (the message cut to ``limit``)."""
+    text = one_line(exc, limit)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .callbacks import Callback
-from .errors import TrainingAborted, TrainingInterrupted, UsageError, ZooError
+from .errors import TrainingAborted, TrainingInterrupted, UsageError, ZooError, one_line
 from .spec import Param, shown
 
 INSTALL_HINT = "pip install 'zoo[tune]'"
@@ -547,11 +547,6 @@ def _counts(study: Any) -> dict[str, int]:
     return out
 
 
-def _one_line(text: Any, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def work(job: Job, worker: int = 0, log: Callable[[str], None] | None = None) -> None:
     """Train trials of the study until it holds ``job.trials`` complete and pruned trials (one worker;
     several run this against the same storage)."""
@@ -599,7 +594,7 @@ def work(job: Job, worker: int = 0, log: Callable[[str], None] | None = None) ->
         except (TrainingInterrupted, TrainingAborted, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - one trial's failure (a diverged run) is recorded, not fatal
-            message = _one_line(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ZooError) else exc)
+            message = one_line(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ZooError) else exc, 300)
             trial.set_user_attr("error", message)
             outcome["failed"] = message
             log(f"trial {trial.number} failed: {message} [{shown_params}]")
@@ -860,7 +855,7 @@ def _plots(study: Any, root: Path, job: Job, warn: Callable[[str], None]) -> dic
         except ZooError:
             raise
         except Exception as exc:  # noqa: BLE001 - a picture that fails is a warning, never a failed search
-            warn(f"no {filename}: {_one_line(f'{type(exc).__name__}: {exc}', 200)}")
+            warn(f"no {filename}: {one_line(f'{type(exc).__name__}: {exc}', 200)}")
     return out
 
 
@@ -1059,14 +1054,14 @@ def _worker_main() -> int:
     try:
         work(job, worker, say)
     except ZooError as exc:
-        print(f"error: [worker {worker}] {_one_line(exc, 2000)}", file=sys.stderr, flush=True)
+        print(f"error: [worker {worker}] {one_line(exc, 2000)}", file=sys.stderr, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - as the zoo command does: one line, the traceback on demand
         if os.environ.get("ZOO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
             raise
-        print(f"error: [worker {worker}] unexpected {type(exc).__name__}: {_one_line(exc, 500)}; this is a bug in zoo "
+        print(f"error: [worker {worker}] unexpected {type(exc).__name__}: {one_line(exc, 500)}; this is a bug in zoo "
               "or in a plugin: run again with ZOO_DEBUG=1 for the traceback, and please report it", file=sys.stderr,
               flush=True)
         return 1
