@@ -28,6 +28,7 @@ the other peer's rows), never an error.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import logging
@@ -81,6 +82,26 @@ def _prepare(cfg: dict[str, Any]):
     return splits, meta, target, run_model, loss_fn, (X, y), (Xv, yv)
 
 
+class _Clock:
+    seconds = 0.0
+
+
+@contextlib.contextmanager
+def _timed(threads: int):
+    """A peer's timed region: garbage collected first, then on the clock and on ``threads`` intra-op threads
+    (restored after); ``clock.seconds`` is the region's wall time once it ends without an error."""
+    before = torch.get_num_threads()
+    gc.collect()
+    clock = _Clock()
+    t0 = time.perf_counter()
+    torch.set_num_threads(threads)
+    try:
+        yield clock
+        clock.seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(before)
+
+
 def _quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -116,11 +137,7 @@ def run_lightning(cfg: dict[str, Any], *, threads: int) -> w.Result:
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), lr=lr)
 
-    threads_before = torch.get_num_threads()
-    gc.collect()
-    t0 = time.perf_counter()
-    torch.set_num_threads(threads)
-    try:
+    with _timed(threads) as clock:
         splits, meta, target, run_model, loss_fn, (X, y), (Xv, yv) = _prepare(cfg)
         module = Module(run_model.net, loss_fn)
         train_loader = DataLoader(TensorDataset(X, y), batch_size=bs, shuffle=True)
@@ -134,9 +151,7 @@ def run_lightning(cfg: dict[str, Any], *, threads: int) -> w.Result:
             trainer.fit(module, train_loader, val_loader)
         Xt, yt = splits.test
         score = w.test_score(module.net, Xt, yt, meta.task, target, run_model.to_data_units)
-        seconds = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads_before)
+    seconds = clock.seconds
     extra = {"threads": threads, "optimizer": w.describe_optimizer(trainer.optimizers[0]),
              "epochs_run": int(trainer.current_epoch),
              "val_loss": float(trainer.callback_metrics["val_loss"]) if "val_loss" in trainer.callback_metrics
@@ -150,11 +165,7 @@ def run_skorch(cfg: dict[str, Any], *, threads: int) -> w.Result:
     from skorch.dataset import Dataset
     from skorch.helper import predefined_split
 
-    threads_before = torch.get_num_threads()
-    gc.collect()
-    t0 = time.perf_counter()
-    torch.set_num_threads(threads)
-    try:
+    with _timed(threads) as clock:
         splits, meta, target, run_model, loss_fn, (X, y), (Xv, yv) = _prepare(cfg)
         regression = meta.task == "regression"
         cls, criterion = ((NeuralNetRegressor, torch.nn.MSELoss) if regression
@@ -166,9 +177,7 @@ def run_skorch(cfg: dict[str, Any], *, threads: int) -> w.Result:
         net.fit(X, y)
         Xt, yt = splits.test
         score = w.test_score(net.module_, Xt, yt, meta.task, target, run_model.to_data_units)
-        seconds = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads_before)
+    seconds = clock.seconds
     extra = {"threads": threads, "optimizer": w.describe_optimizer(net.optimizer_),
              "epochs_run": len(net.history), "criterion": f"torch.nn.{criterion.__name__}",
              "val_loss": float(net.history[-1, "valid_loss"]) if len(net.history) else None}
