@@ -35,14 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="zoo's benchmark suite: the engine vs a tight loop, the DataLoader loop and scikit-learn, "
-                    "start-up, the reload check, peak memory and distributed scaling, each as a ratio with both "
-                    "sides' test scores.",
+                    "start-up, the reload check, peak memory, distributed scaling, PyTorch Lightning and skorch "
+                    "(the 'bench' extra), time to a test score vs scikit-learn, and the commands' latency beyond "
+                    "import torch, each as a ratio (or seconds) with both sides' test scores.",
         epilog="python -m bench quality [--recipes a,b] [--seeds N] [--quick]: every recipe's test score "
                "against scikit-learn peers (see bench/quality.py). python -m bench tune RECIPE --grid KEY=V1,V2 "
                "[--grid ...] [--seeds N]: rank a recipe's settings by mean validation score (see bench/tune.py).",
     )
     p.add_argument("--quick", action="store_true",
-                   help="few epochs and repeats: a smoke run (well under a minute), not figures to quote")
+                   help="few epochs and repeats: a smoke run (a few minutes), not figures to quote")
     p.add_argument("--repeats", type=int, help="timed runs per side (default 5; 2 with --quick)")
     p.add_argument("--epochs", type=int, help="epochs of every training figure (default: each recipe's own; "
                    "2 with --quick)")
