@@ -15,6 +15,7 @@ Nothing here imports a tracking library; :func:`require` does, with the install 
 
 from __future__ import annotations
 
+import abc
 import importlib
 import math
 import os
@@ -66,7 +67,7 @@ def note(trainer: Any, text: str) -> None:
         reporter.message(text)
 
 
-class Tracker(Callback):
+class Tracker(Callback, metaclass=abc.ABCMeta):
     """A callback that sends a run somewhere. Subclasses implement:
 
     - ``open(trainer)``: connect, before the first epoch this process trains (``self.sent`` is the last
@@ -90,13 +91,13 @@ class Tracker(Callback):
 
     # -- what a tracker implements ---------------------------------------------------
 
+    @abc.abstractmethod
     def open(self, trainer: Any) -> None:
         """Connect (a writer, a tracking run) when training starts or resumes; every tracker implements it."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def log_epoch(self, trainer: Any, row: dict[str, float]) -> None:
         """Send one epoch's history row; every tracker implements it."""
-        raise NotImplementedError
 
     def finish(self, trainer: Any, run: Any) -> None:
         """The run finished (its files are saved)."""

@@ -85,3 +85,18 @@ def test_a_third_party_tracker_plugin_tracks_resumes_and_fails_softly(tmp_path):
                      cwd=tmp_path, env=env)
     assert broken.returncode == 0, broken.stderr
     assert "warning: Ledger tracking failed while starting" in broken.stderr and "track.root=DIR" in broken.stderr
+
+
+def test_a_tracker_that_leaves_out_a_required_call_cannot_be_built():
+    """open and log_epoch are what every tracker must do: a subclass without one is refused when it is built,
+    naming what is missing, instead of failing in the middle of a run."""
+    import pytest
+
+    from zoo_track.base import Tracker
+
+    class Forgetful(Tracker):
+        def open(self, trainer):
+            pass
+
+    with pytest.raises(TypeError, match="log_epoch"):
+        Forgetful()
