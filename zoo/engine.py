@@ -39,7 +39,7 @@ from .evaluation import MetricSet, head_inputs, raw_inputs, split_len
 from .files import defer_until_safe, write_json, write_text
 from .launch import note_run_dir
 from .locks import RunLock
-from .parts import RunModel, build_model, choose_threads, fit_scales, load_data, out_features
+from .parts import RunModel, build_model, choose_threads, fit_scales, intra_op_threads, load_data, out_features
 from .procedures import NonFiniteLoss, Procedure, RunContext
 from .progress import LineReporter, Reporter
 from .registry import Registry, get_registry
@@ -300,7 +300,7 @@ class Trainer:
         self.saved_at = time.perf_counter()
         self.published_best: int | None = None  # the best epoch whose weights model.safetensors holds
         if run_dir is None:
-            with _threads(self.settings.threads):  # as the run will: a tiny forward on spinning threads can take ms
+            with intra_op_threads(self.settings.threads):  # as the run will: a tiny forward on spinning threads can take ms
                 self.procedure.probe()  # parts that do not fit fail here, before any file is made
             self._stop_if_asked("before training started: nothing was saved")
             run_dir = self._claim_run_dir(out)
@@ -675,18 +675,6 @@ class Trainer:
             self.reporter.message(f"{self.stop_reason}; keeping epoch {best_epoch}")
         final.eval()
         return run
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """torch's intra-op threads set to ``n`` (when given) for the block, then restored."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _json(data: Any) -> str:

@@ -3,6 +3,7 @@ the thread count. Used by training and by everything that reads a saved run."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable
 
@@ -232,12 +233,21 @@ def choose_threads(setting: int, model: torch.nn.Module, input_shape, batch_size
     if device.type != "cpu":
         return torch.get_num_threads()
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a one-sample pass: waking other threads would cost more than it
-    try:
+    with intra_op_threads(1):  # a one-sample pass: waking other threads would cost more than it
         macs = count_macs(model, tuple(input_shape)) * batch_size
-    finally:
-        torch.set_num_threads(threads)
     return 1 if macs < SMALL_STEP_MACS else threads
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int | None):
+    """torch's intra-op threads set to ``n`` (when given) for the block, then restored."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def workers_for(setting: int) -> int:

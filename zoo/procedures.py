@@ -49,16 +49,12 @@ def backward(loss: torch.Tensor) -> None:
     (torch's own ``_engine_run_backward``); anything else (a tensor subclass, a non-scalar,
     autograd's debug logging on) takes the public path, as does every call when torch lacks
     these functions."""
-    if type(loss) is torch.Tensor and loss.dim() == 0 and _engine is not None:
-        if loss.device.type == "cpu" and not _autograd_log.isEnabledFor(logging.DEBUG):
-            _engine.run_backward((loss,), (torch.ones_like(loss),), False, False, (), allow_unreachable=True,
-                                 accumulate_grad=True)
-            return
-        if _run_backward is not None:
-            _run_backward((loss,), (torch.ones_like(loss),), False, False, (), allow_unreachable=True,
-                          accumulate_grad=True)
-            return
-    loss.backward()
+    if type(loss) is torch.Tensor and loss.dim() == 0 and _engine is not None \
+            and not _autograd_log.isEnabledFor(logging.DEBUG):
+        run = _engine.run_backward if loss.device.type == "cpu" else _run_backward
+        run((loss,), (torch.ones_like(loss),), False, False, (), allow_unreachable=True, accumulate_grad=True)
+    else:
+        loss.backward()
 
 
 try:  # torch >= 2.3 (zoo's floor) has them; the fallbacks keep zoo working if they move

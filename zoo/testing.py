@@ -69,14 +69,10 @@ class Check:
     fn: Callable[[], None]
 
     def __call__(self) -> None:
-        import torch
+        from .parts import intra_op_threads
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny batches: one thread is faster and deterministic
-        try:
+        with intra_op_threads(1):  # tiny batches: one thread is faster and deterministic
             self.fn()
-        finally:
-            torch.set_num_threads(threads)
 
     def __repr__(self) -> str:
         return self.id

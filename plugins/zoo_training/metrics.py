@@ -13,6 +13,8 @@ ROC AUC calls scikit-learn.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -86,13 +88,16 @@ def accuracy(pred, y, *, target):
     return float(np.mean(t == p))
 
 
-def _binary_counts(t, p):
-    """(tp, predicted positives, actual positives) as float64, when both label arrays hold only 0 and 1;
-    else None (then scikit-learn decides, and explains what it refuses)."""
+def _binary(pred, y, target, sklearn_name: str, value: Callable[[float, float, float], float]) -> float:
+    """A binary label metric from ``(tp, predicted positives, actual positives)`` when both label arrays hold
+    only 0 and 1; otherwise scikit-learn's function ``sklearn_name`` decides (and explains what it refuses)."""
+    t, p = _labels(pred, y, target)
     if t.size and (t.min() < 0 or t.max() > 1 or p.min() < 0 or p.max() > 1):
-        return None
+        from sklearn import metrics
+
+        return float(getattr(metrics, sklearn_name)(t, p, zero_division=0))
     tp = float(np.count_nonzero((t == 1) & (p == 1)))
-    return tp, float(np.count_nonzero(p == 1)), float(np.count_nonzero(t == 1))
+    return value(tp, float(np.count_nonzero(p == 1)), float(np.count_nonzero(t == 1)))
 
 
 def _ratio(num: float, den: float) -> float:
@@ -100,33 +105,16 @@ def _ratio(num: float, den: float) -> float:
 
 
 def f1(pred, y, *, target):
-    counts = _binary_counts(*_labels(pred, y, target))
-    if counts is None:
-        from sklearn.metrics import f1_score
-
-        return float(f1_score(*_labels(pred, y, target), zero_division=0))
-    tp, predicted, actual = counts
-    return _ratio(2.0 * tp, actual + predicted)  # scikit-learn's (1 + beta²) tp / (beta² actual + predicted)
+    # scikit-learn's (1 + beta²) tp / (beta² actual + predicted), beta = 1
+    return _binary(pred, y, target, "f1_score", lambda tp, predicted, actual: _ratio(2.0 * tp, actual + predicted))
 
 
 def precision(pred, y, *, target):
-    counts = _binary_counts(*_labels(pred, y, target))
-    if counts is None:
-        from sklearn.metrics import precision_score
-
-        return float(precision_score(*_labels(pred, y, target), zero_division=0))
-    tp, predicted, _ = counts
-    return _ratio(tp, predicted)
+    return _binary(pred, y, target, "precision_score", lambda tp, predicted, _: _ratio(tp, predicted))
 
 
 def recall(pred, y, *, target):
-    counts = _binary_counts(*_labels(pred, y, target))
-    if counts is None:
-        from sklearn.metrics import recall_score
-
-        return float(recall_score(*_labels(pred, y, target), zero_division=0))
-    tp, _, actual = counts
-    return _ratio(tp, actual)
+    return _binary(pred, y, target, "recall_score", lambda tp, _, actual: _ratio(tp, actual))
 
 
 def roc_auc(pred, y, *, target):
